@@ -1,0 +1,8 @@
+module github.com/dccbridge/dccbridge
+
+go 1.26.8
+
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/sourcegraph/jsonrpc2 v0.2.3
+)

@@ -1,0 +1,238 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Decode reads one websocket text message: a single JSON-RPC object or a
+// batch array. It never fails: every member comes back as an [Item] holding
+// either a valid [Message] or the error the sender is owed.
+//
+// Invalid JSON gives one -32700 item; an empty array, a batch of more than
+// [MaxBatch] members, or a top-level value that is not an object or array
+// gives one -32600 item with batch false (the reply is then a single object,
+// as the specification's examples show). Message fields alias data: the
+// caller must not modify data while the items are in use.
+func Decode(data []byte) (items []Item, batch bool) {
+	if !json.Valid(data) {
+		return []Item{{Err: Errorf(CodeParseError, "Parse error: the message is not valid JSON")}}, false
+	}
+	i := skipSpace(data, 0)
+	switch data[i] {
+	case '{':
+		return []Item{decodeMember(data[i:skipValue(data, i)])}, false
+	case '[':
+		members := splitArray(data, i)
+		switch {
+		case len(members) == 0:
+			return []Item{{Err: invalid("an empty batch")}}, false
+		case len(members) > MaxBatch:
+			return []Item{{Err: invalid("a batch of %d members (at most %d)", len(members), MaxBatch)}}, false
+		}
+		items = make([]Item, len(members))
+		for k, m := range members {
+			items[k] = decodeMember(m)
+		}
+		return items, true
+	default:
+		return []Item{{Err: invalid("a message must be an object or an array")}}, false
+	}
+}
+
+func invalid(format string, args ...any) *Error {
+	return Errorf(CodeInvalidRequest, "Invalid Request: "+format, args...)
+}
+
+// decodeMember decodes one member, which is valid JSON.
+func decodeMember(b []byte) Item {
+	if b[0] != '{' {
+		return Item{Err: invalid("a member must be an object")}
+	}
+	var (
+		m                  Message
+		version, hasMethod bool
+		methodRaw, idRaw   []byte
+	)
+	forEachMember(b, func(key, val []byte) {
+		name := key[1 : len(key)-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			s, _ := unquote(key)
+			name = []byte(s)
+		}
+		switch string(name) {
+		case "jsonrpc":
+			version = isString(val, Version)
+		case "id":
+			idRaw = val
+		case "method":
+			hasMethod, methodRaw = true, val
+		case "params":
+			m.Params = val
+		case "result":
+			m.Result = val
+		case "error":
+			m.Error = val
+		case "meta":
+			m.Meta = val
+		}
+	})
+	if idRaw != nil {
+		if !validID(idRaw) {
+			return Item{Err: invalid(`"id" must be a string, a number or null`)}
+		}
+		m.ID = idRaw
+	}
+	fail := func(format string, args ...any) Item { return Item{Err: invalid(format, args...), ID: m.ID} }
+	switch {
+	case !version:
+		return fail(`"jsonrpc" must be "2.0"`)
+	case m.Meta != nil && m.Meta[0] != '{':
+		return fail(`"meta" must be an object`)
+	}
+	if hasMethod {
+		name, ok := unquote(methodRaw)
+		switch {
+		case !ok:
+			return fail(`"method" must be a string`)
+		case name == "":
+			return fail(`"method" must not be empty`)
+		case m.Params != nil && m.Params[0] != '{' && m.Params[0] != '[':
+			return fail(`"params" must be an object or an array`)
+		case m.Result != nil || m.Error != nil:
+			return fail(`a request must not have "result" or "error"`)
+		}
+		m.Method = name
+		return Item{Msg: &m}
+	}
+	switch {
+	case m.ID == nil:
+		return fail(`no "method" (a request) and no "id" (a response)`)
+	case (m.Result == nil) == (m.Error == nil):
+		return fail(`a response must have exactly one of "result" and "error"`)
+	case m.Error != nil && !validErrorObject(m.Error):
+		return fail(`"error" must be an object with an integer "code" and a string "message"`)
+	}
+	return Item{Msg: &m}
+}
+
+func validID(b []byte) bool {
+	switch c := b[0]; {
+	case c == '"', c == '-', c >= '0' && c <= '9':
+		return true
+	default:
+		return string(b) == "null"
+	}
+}
+
+func validErrorObject(b []byte) bool {
+	if b[0] != '{' {
+		return false
+	}
+	var e struct {
+		Code    *json.Number `json:"code"`
+		Message *string      `json:"message"`
+	}
+	if json.Unmarshal(b, &e) != nil || e.Code == nil || e.Message == nil {
+		return false
+	}
+	_, err := e.Code.Int64()
+	return err == nil
+}
+
+// isString reports whether the JSON value b is the string want.
+func isString(b []byte, want string) bool {
+	s, ok := unquote(b)
+	return ok && s == want
+}
+
+// unquote decodes the JSON string b; ok is false when b is not a string.
+func unquote(b []byte) (s string, ok bool) {
+	if len(b) < 2 || b[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(b, '\\') < 0 {
+		return string(b[1 : len(b)-1]), true
+	}
+	return s, json.Unmarshal(b, &s) == nil
+}
+
+// The scanner below walks JSON that json.Valid has accepted, so it checks
+// nothing but finds value boundaries.
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just after the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; ; i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = skipValue(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// forEachMember calls fn with the raw key (quotes included) and raw value of
+// each member of the object at b.
+func forEachMember(b []byte, fn func(key, val []byte)) {
+	i := skipSpace(b, 1)
+	for b[i] != '}' {
+		kEnd := skipValue(b, i)
+		key := b[i:kEnd]
+		v := skipSpace(b, skipSpace(b, kEnd)+1) // past ':'
+		vEnd := skipValue(b, v)
+		fn(key, b[v:vEnd])
+		i = skipSpace(b, vEnd)
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+}
+
+// splitArray returns the raw members of the array at b[i].
+func splitArray(b []byte, i int) [][]byte {
+	var members [][]byte
+	i = skipSpace(b, i+1)
+	for b[i] != ']' {
+		end := skipValue(b, i)
+		members = append(members, b[i:end])
+		i = skipSpace(b, end)
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+	return members
+}

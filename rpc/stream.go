@@ -1,0 +1,64 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// ObjectStream carries one JSON-RPC message per websocket text message. It
+// implements jsonrpc2.ObjectStream, so a github.com/sourcegraph/jsonrpc2
+// Conn (the Go client side: `bridge call`, adapters, test peers) can run over
+// a coder/websocket connection. ReadObject skips messages it cannot decode
+// instead of failing, so one bad message does not end the connection.
+//
+// As jsonrpc2 requires, ReadObject is called from one goroutine and
+// WriteObject may be called from many (coder/websocket serializes writes).
+type ObjectStream struct {
+	conn         *websocket.Conn
+	ctx          context.Context
+	writeTimeout time.Duration
+}
+
+// NewObjectStream returns a stream over conn. ctx bounds the whole
+// connection (reads and writes); writeTimeout bounds each write (0: 10 s).
+func NewObjectStream(ctx context.Context, conn *websocket.Conn, writeTimeout time.Duration) *ObjectStream {
+	if writeTimeout <= 0 {
+		writeTimeout = 10 * time.Second
+	}
+	return &ObjectStream{conn: conn, ctx: ctx, writeTimeout: writeTimeout}
+}
+
+// WriteObject encodes obj as JSON and writes it as one text message.
+func (s *ObjectStream) WriteObject(obj any) error {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.writeTimeout)
+	defer cancel()
+	return s.conn.Write(ctx, websocket.MessageText, b)
+}
+
+// ReadObject reads the next text message that decodes into v.
+func (s *ObjectStream) ReadObject(v any) error {
+	for {
+		typ, b, err := s.conn.Read(s.ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		if err := json.Unmarshal(b, v); err == nil {
+			return nil
+		}
+	}
+}
+
+// Close closes the websocket with a normal closure.
+func (s *ObjectStream) Close() error {
+	return s.conn.Close(websocket.StatusNormalClosure, "")
+}
