@@ -3,6 +3,8 @@ package rpc
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Decode reads one websocket text message: a single JSON-RPC object or a
@@ -55,12 +57,7 @@ func decodeMember(b []byte) Item {
 		methodRaw, idRaw   []byte
 	)
 	forEachMember(b, func(key, val []byte) {
-		name := key[1 : len(key)-1]
-		if bytes.IndexByte(name, '\\') >= 0 {
-			s, _ := unquote(key)
-			name = []byte(s)
-		}
-		switch string(name) {
+		switch memberName(key) {
 		case "jsonrpc":
 			version = isString(val, Version)
 		case "id":
@@ -125,19 +122,39 @@ func validID(b []byte) bool {
 	}
 }
 
+// validErrorObject reports whether b is an object whose "code" is an
+// integer number (not a string holding one) and whose "message" is a string.
+// Member names match exactly, as in the rest of the envelope.
 func validErrorObject(b []byte) bool {
 	if b[0] != '{' {
 		return false
 	}
-	var e struct {
-		Code    *json.Number `json:"code"`
-		Message *string      `json:"message"`
-	}
-	if json.Unmarshal(b, &e) != nil || e.Code == nil || e.Message == nil {
+	var code, message []byte
+	forEachMember(b, func(key, val []byte) {
+		switch memberName(key) {
+		case "code":
+			code = val
+		case "message":
+			message = val
+		}
+	})
+	if code == nil || message == nil || message[0] != '"' {
 		return false
 	}
-	_, err := e.Code.Int64()
+	if c := code[0]; c != '-' && (c < '0' || c > '9') {
+		return false
+	}
+	_, err := strconv.ParseInt(string(code), 10, 64)
 	return err == nil
+}
+
+// memberName returns the decoded name of the raw (quoted) member key.
+func memberName(key []byte) string {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return string(key[1 : len(key)-1])
+	}
+	s, _ := unquote(key)
+	return s
 }
 
 // isString reports whether the JSON value b is the string want.
@@ -146,12 +163,13 @@ func isString(b []byte, want string) bool {
 	return ok && s == want
 }
 
-// unquote decodes the JSON string b; ok is false when b is not a string.
+// unquote decodes the JSON string b as encoding/json does (invalid UTF-8
+// becomes U+FFFD); ok is false when b is not a string.
 func unquote(b []byte) (s string, ok bool) {
 	if len(b) < 2 || b[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(b, '\\') < 0 {
+	if bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) {
 		return string(b[1 : len(b)-1]), true
 	}
 	return s, json.Unmarshal(b, &s) == nil

@@ -24,8 +24,12 @@ func AppendRequest(dst []byte, id json.RawMessage, method string, params, meta j
 	return append(dst, '}')
 }
 
-// AppendResult appends a successful response.
+// AppendResult appends a successful response. A nil result is written as
+// null: a response must carry "result" or "error".
 func AppendResult(dst []byte, id, result, meta json.RawMessage) []byte {
+	if result == nil {
+		result = json.RawMessage("null")
+	}
 	dst = appendResponseStart(dst, id)
 	dst = appendMember(dst, "result", result)
 	dst = appendMember(dst, "meta", meta)

@@ -58,6 +58,7 @@ func Errorf(code int64, format string, args ...any) *Error {
 // A value that cannot be encoded leaves data empty.
 func (e *Error) WithData(v any) *Error {
 	c := *e
+	c.Data = nil
 	if b, err := json.Marshal(v); err == nil {
 		c.Data = b
 	}
@@ -75,5 +76,5 @@ func (e *Error) Error() string {
 // Is reports whether target is an *Error with the same code.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
+	return ok && t != nil && t.Code == e.Code
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"time"
 
 	"github.com/coder/websocket"
@@ -42,8 +43,13 @@ func (s *ObjectStream) WriteObject(obj any) error {
 	return s.conn.Write(ctx, websocket.MessageText, b)
 }
 
-// ReadObject reads the next text message that decodes into v.
+// ReadObject reads the next text message that decodes into v, a non-nil
+// pointer. A message that fails to decode leaves v untouched.
 func (s *ObjectStream) ReadObject(v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return &json.InvalidUnmarshalError{Type: reflect.TypeOf(v)}
+	}
 	for {
 		typ, b, err := s.conn.Read(s.ctx)
 		if err != nil {
@@ -52,7 +58,13 @@ func (s *ObjectStream) ReadObject(v any) error {
 		if typ != websocket.MessageText {
 			continue
 		}
-		if err := json.Unmarshal(b, v); err == nil {
+		// Decode into a fresh value: a failed decode can leave part of its
+		// target set (jsonrpc2 stores a request before the request's id
+		// fails to decode), and a stale request would make jsonrpc2 take the
+		// next response for a request and leave its call hanging.
+		fresh := reflect.New(rv.Type().Elem())
+		if err := json.Unmarshal(b, fresh.Interface()); err == nil {
+			rv.Elem().Set(fresh.Elem())
 			return nil
 		}
 	}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dccbridge/dccbridge/session"
+	"github.com/dccbridge/dccbridge/web"
+)
+
+// serveConfig is what `bridge serve` is configured with.
+type serveConfig struct {
+	common
+	allowOrigins      string
+	maxMessage        int64
+	maxSessions       int
+	logLevel          string
+	logFormat         string
+	heartbeatInterval time.Duration
+	heartbeatTimeout  time.Duration
+}
+
+func serve(args []string, stderr io.Writer) int {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("bridge serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.common.register(fs)
+	fs.StringVar(&cfg.allowOrigins, "allow-origin", os.Getenv("BRIDGE_ALLOW_ORIGIN"), "comma-separated origin `patterns` to admit (host or scheme://host, path.Match syntax); \"null\" admits file:// panels without a token (env BRIDGE_ALLOW_ORIGIN)")
+	fs.Int64Var(&cfg.maxMessage, "max-message", envInt("BRIDGE_MAX_MESSAGE", 16<<20), "largest message in `bytes`; larger closes the connection with 1009 (env BRIDGE_MAX_MESSAGE)")
+	fs.IntVar(&cfg.maxSessions, "max-sessions", int(envInt("BRIDGE_MAX_SESSIONS", 1024)), "most sessions at once; more are closed with 1013 (env BRIDGE_MAX_SESSIONS)")
+	fs.StringVar(&cfg.logLevel, "log-level", envOr("BRIDGE_LOG_LEVEL", "info"), "debug, info, warn or error (env BRIDGE_LOG_LEVEL)")
+	fs.StringVar(&cfg.logFormat, "log-format", envOr("BRIDGE_LOG_FORMAT", "text"), "text or json (env BRIDGE_LOG_FORMAT)")
+	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 5*time.Second, "time between websocket pings")
+	fs.DurationVar(&cfg.heartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a session whose pong has not come within this is gone")
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bridge serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "bridge serve:", err)
+		return exitUsage
+	}
+	if err := runServer(cfg, log); err != nil {
+		log.Error("bridge stopped", "error", err)
+		return exitRPCError
+	}
+	return exitOK
+}
+
+// runServer listens, serves until SIGINT/SIGTERM, then shuts down: sessions
+// closed in parallel with 1001 (3 s budget), calls in flight answered
+// -32006, all within 5 s.
+func runServer(cfg serveConfig, log *slog.Logger) error {
+	addr, err := listenAddr(cfg.addr)
+	if err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	token, err := cfg.explicitToken()
+	if err != nil {
+		return err
+	}
+	inForce := token != ""
+	if !isLoopback(host) && !inForce {
+		return fmt.Errorf("refusing to listen on %s without a token: a non-loopback address is reachable from other machines; give --token, BRIDGE_TOKEN or --token-file", addr)
+	}
+	if token == "" {
+		path, err := defaultTokenFile()
+		if err == nil {
+			token, err = ensureTokenFile(path)
+		}
+		if err != nil {
+			log.Warn("no default token: file:// and null-origin panels will be refused", "error", err)
+		}
+	}
+
+	router := session.New(session.Options{
+		Logger:            log,
+		Version:           version,
+		Token:             token,
+		HeartbeatInterval: cfg.heartbeatInterval,
+		HeartbeatTimeout:  cfg.heartbeatTimeout,
+		MaxSessions:       cfg.maxSessions,
+	})
+	handler := web.New(web.Options{
+		Router:       router,
+		Logger:       log,
+		Addr:         addr,
+		Token:        token,
+		TokenInForce: inForce,
+		AllowOrigins: splitList(cfg.allowOrigins),
+		MaxMessage:   cfg.maxMessage,
+		Version:      version,
+	})
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%s is in use: is another bridge running? (`bridge health --addr %s` checks; --addr picks another port)", addr, addr)
+		}
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	dial := addr
+	if isWildcard(host) {
+		dial = net.JoinHostPort("127.0.0.1", port)
+	}
+	log.Info("dccbridge listening", "url", "ws://"+dial+"/ws", "status", "http://"+dial+"/", "version", version, "token_in_force", inForce)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down: closing sessions, failing calls in flight with -32006")
+	sctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
+	defer cancel()
+	_ = router.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q: use text or json", format)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int64) int64 {
+	var v int64
+	if _, err := fmt.Sscan(os.Getenv(name), &v); err == nil {
+		return v
+	}
+	return def
+}
+
+// usageExit maps a flag parse error to an exit code (-h is not an error).
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+)
+
+// Targets the design sets for the bridge against the relay (DESIGN §6).
+const (
+	throughputTarget = 0.5 // concurrent callers: bridge calls/s ÷ relay calls/s, at least
+	p50Target        = 2.5 // 1 caller: bridge p50 ÷ relay p50, at most
+)
+
+// report is the outcome of one benchmark run.
+type report struct {
+	GoVersion    string   `json:"go_version"`
+	OS           string   `json:"os"`
+	Arch         string   `json:"arch"`
+	CPUs         int      `json:"cpus"`
+	PayloadBytes int      `json:"payload_bytes"`
+	Results      []result `json:"results"`
+	Ratios       *ratios  `json:"ratios,omitempty"` // nil unless both targets ran
+}
+
+// ratios compares the bridge with the relay.
+type ratios struct {
+	ThroughputScenario string  `json:"throughput_scenario"`
+	Throughput         float64 `json:"throughput_bridge_over_relay"`
+	ThroughputTarget   float64 `json:"throughput_target_min"`
+	P50Scenario        string  `json:"p50_scenario"`
+	P50                float64 `json:"p50_bridge_over_relay"`
+	P50Target          float64 `json:"p50_target_max"`
+}
+
+// newReport returns an empty report for a run with cfg.
+func newReport(cfg benchConfig) *report {
+	return &report{
+		GoVersion:    runtime.Version(),
+		OS:           runtime.GOOS,
+		Arch:         runtime.GOARCH,
+		CPUs:         runtime.NumCPU(),
+		PayloadBytes: cfg.Payload,
+	}
+}
+
+// ok reports whether every result is complete and error-free.
+func (rep *report) ok() bool {
+	for _, r := range rep.Results {
+		if !r.ok() {
+			return false
+		}
+	}
+	return true
+}
+
+// find returns the result of target in scenario.
+func (rep *report) find(scenario, target string) (result, bool) {
+	for _, r := range rep.Results {
+		if r.Scenario == scenario && r.Target == target {
+			return r, r.ok()
+		}
+	}
+	return result{}, false
+}
+
+// computeRatios sets rep.Ratios when both targets completed the sequential
+// scenario and the last (most concurrent) one.
+func (rep *report) computeRatios() {
+	if len(rep.Results) == 0 {
+		return
+	}
+	seq := rep.Results[0].Scenario
+	conc := rep.Results[len(rep.Results)-1].Scenario
+	rs, ok1 := rep.find(seq, "relay")
+	bs, ok2 := rep.find(seq, "bridge")
+	rc, ok3 := rep.find(conc, "relay")
+	bc, ok4 := rep.find(conc, "bridge")
+	if !ok1 || !ok2 || !ok3 || !ok4 || rc.CallsPerS == 0 || rs.P50us == 0 {
+		return
+	}
+	rep.Ratios = &ratios{
+		ThroughputScenario: conc,
+		Throughput:         bc.CallsPerS / rc.CallsPerS,
+		ThroughputTarget:   throughputTarget,
+		P50Scenario:        seq,
+		P50:                bs.P50us / rs.P50us,
+		P50Target:          p50Target,
+	}
+}
+
+// writeJSON writes rep as indented JSON.
+func (rep *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// writeTable writes rep as a table followed by the ratios line.
+func (rep *report) writeTable(w io.Writer) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\ttarget\tcalls/s\tp50\tp99\tcalls\tnotes")
+	for _, r := range rep.Results {
+		if r.Failure != "" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tFAILED: %s\n", r.Scenario, r.Target, firstLine(r.Failure))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\n", r.Scenario, r.Target, r.CallsPerS,
+			fmtMicros(r.P50us), fmtMicros(r.P99us), r.Calls, notes(r))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, rep.ratiosLine())
+	return err
+}
+
+// ratiosLine summarizes rep.Ratios in one line.
+func (rep *report) ratiosLine() string {
+	q := rep.Ratios
+	if q == nil {
+		return "ratios: n/a (needs complete relay and bridge runs)"
+	}
+	return fmt.Sprintf("ratios: %s throughput bridge/relay = %.2f (target ≥ %.1f, %s); %s p50 bridge/relay = %.1f (target ≤ %.1f, %s)",
+		q.ThroughputScenario, q.Throughput, q.ThroughputTarget, verdict(q.Throughput >= q.ThroughputTarget),
+		q.P50Scenario, q.P50, q.P50Target, verdict(q.P50 <= q.P50Target))
+}
+
+// verdict words a target check.
+func verdict(met bool) string {
+	if met {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// notes describes what is wrong with a completed result, if anything.
+func notes(r result) string {
+	var parts []string
+	if r.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d error replies", r.Errors))
+	}
+	if r.Mismatches > 0 {
+		parts = append(parts, fmt.Sprintf("%d id mismatches", r.Mismatches))
+	}
+	if r.Calls == 0 {
+		parts = append(parts, "no calls completed")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// fmtMicros formats a latency given in microseconds.
+func fmtMicros(us float64) string {
+	if us >= 1000 {
+		return fmt.Sprintf("%.2fms", us/1000)
+	}
+	return fmt.Sprintf("%.1fµs", us)
+}
+
+// firstLine returns s up to its first newline.
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// result is one scenario measured against one target. The tools process
+// fills the measurement fields and prints the result as JSON; the parent
+// adds Scenario and Target, or Failure when the run did not complete.
+type result struct {
+	Scenario string `json:"scenario"`
+	Target   string `json:"target"`
+	Callers  int    `json:"callers"`
+
+	Calls      int     `json:"calls"`      // replies received in the measured phase
+	Errors     int     `json:"errors"`     // replies carrying an "error" member
+	Mismatches int     `json:"mismatches"` // replies whose id was not the request's
+	ElapsedSec float64 `json:"elapsed_s"`
+	CallsPerS  float64 `json:"calls_per_s"`
+	P50us      float64 `json:"p50_us"`
+	P90us      float64 `json:"p90_us"`
+	P99us      float64 `json:"p99_us"`
+	MaxUs      float64 `json:"max_us"`
+
+	Failure string `json:"failure,omitempty"`
+}
+
+// ok reports whether r is a complete, error-free measurement.
+func (r result) ok() bool {
+	return r.Failure == "" && r.Errors == 0 && r.Mismatches == 0 && r.Calls > 0
+}
+
+// summarize fills the measurement fields of r from the per-call latencies
+// and the wall time of the measured phase. It sorts lat in place.
+func summarize(r *result, lat []time.Duration, elapsed time.Duration) {
+	slices.Sort(lat)
+	r.Calls = len(lat)
+	r.ElapsedSec = elapsed.Seconds()
+	if elapsed > 0 {
+		r.CallsPerS = float64(len(lat)) / elapsed.Seconds()
+	}
+	r.P50us = micros(percentile(lat, 50))
+	r.P90us = micros(percentile(lat, 90))
+	r.P99us = micros(percentile(lat, 99))
+	r.MaxUs = micros(percentile(lat, 100))
+}
+
+// percentile returns the p-th percentile (0 ≤ p ≤ 100) of sorted by the
+// nearest-rank method: the smallest value such that at least p% of the
+// values are ≤ it. It returns 0 for an empty slice; sorted must be in
+// ascending order.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(n)))
+	rank = max(1, min(rank, n))
+	return sorted[rank-1]
+}
+
+// micros converts d to microseconds with sub-microsecond precision.
+func micros(d time.Duration) float64 {
+	return float64(d) / float64(time.Microsecond)
+}

@@ -1,0 +1,219 @@
+// Package bridgetest starts real bridges on 127.0.0.1 and connects real
+// websocket peers to them, for tests across the project.
+package bridgetest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/dccbridge/dccbridge/session"
+	"github.com/dccbridge/dccbridge/web"
+)
+
+// Bridge is a bridge served by httptest on 127.0.0.1.
+type Bridge struct {
+	Router *session.Router
+	Server *httptest.Server
+	URL    string // http://127.0.0.1:port
+	WSURL  string // ws://127.0.0.1:port/ws
+}
+
+// Start serves a bridge for the test's lifetime. so and wo may be nil;
+// their Router is set by Start.
+func Start(t testing.TB, so *session.Options, wo *web.Options) *Bridge {
+	t.Helper()
+	if so == nil {
+		so = &session.Options{}
+	}
+	if wo == nil {
+		wo = &web.Options{}
+	}
+	r := session.New(*so)
+	srv := httptest.NewUnstartedServer(nil)
+	wo.Router = r
+	wo.Addr = srv.Listener.Addr().String()
+	srv.Config.Handler = web.New(*wo)
+	srv.Start()
+	b := &Bridge{Router: r, Server: srv, URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = r.Shutdown(ctx)
+		srv.Close()
+	})
+	return b
+}
+
+// Peer is a raw websocket JSON-RPC peer: it sends and reads JSON text.
+type Peer struct {
+	t    testing.TB
+	Conn *websocket.Conn
+	in   chan map[string]any
+	raw  chan []byte
+	mu   sync.Mutex
+	err  error
+	done chan struct{}
+}
+
+// Dial connects a peer to url with optional headers; it fails the test on error.
+func Dial(t testing.TB, url string, header http.Header) *Peer {
+	t.Helper()
+	p, resp, err := TryDial(t, url, header)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
+	}
+	return p
+}
+
+// TryDial connects a peer and returns the dial error and response.
+func TryDial(t testing.TB, url string, header http.Header) (*Peer, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		return nil, resp, err
+	}
+	conn.SetReadLimit(64 << 20)
+	p := &Peer{t: t, Conn: conn, raw: make(chan []byte, 100000), done: make(chan struct{})}
+	go p.readLoop()
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	return p, resp, nil
+}
+
+func (p *Peer) readLoop() {
+	defer close(p.done)
+	for {
+		_, b, err := p.Conn.Read(context.Background())
+		if err != nil {
+			p.mu.Lock()
+			p.err = err
+			p.mu.Unlock()
+			return
+		}
+		p.raw <- b
+	}
+}
+
+// Send writes v (a string, []byte or a value to encode) as one text message.
+func (p *Peer) Send(v any) {
+	p.t.Helper()
+	var b []byte
+	switch x := v.(type) {
+	case string:
+		b = []byte(x)
+	case []byte:
+		b = x
+	default:
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			p.t.Fatalf("encode: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Conn.Write(ctx, websocket.MessageText, b); err != nil {
+		p.t.Fatalf("send: %v", err)
+	}
+}
+
+// ReadRaw returns the next message, failing the test after timeout.
+func (p *Peer) ReadRaw(timeout time.Duration) []byte {
+	p.t.Helper()
+	select {
+	case b := <-p.raw:
+		return b
+	case <-time.After(timeout):
+		p.t.Fatalf("no message within %v (connection error: %v)", timeout, p.Err())
+		return nil
+	}
+}
+
+// Read returns the next message decoded as an object (or {"batch": [...]}
+// for an array), failing the test after 5 s.
+func (p *Peer) Read() map[string]any {
+	p.t.Helper()
+	b := p.ReadRaw(5 * time.Second)
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		p.t.Fatalf("bad JSON from the bridge: %s", b)
+	}
+	if arr, ok := v.([]any); ok {
+		return map[string]any{"batch": arr}
+	}
+	return v.(map[string]any)
+}
+
+// Expect reads messages until one satisfies match, failing after timeout.
+func (p *Peer) Expect(timeout time.Duration, match func(map[string]any) bool) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			p.t.Fatalf("no matching message within %v", timeout)
+		}
+		b := p.ReadRaw(left)
+		var m map[string]any
+		if json.Unmarshal(b, &m) == nil && match(m) {
+			return m
+		}
+	}
+}
+
+// Call sends a request and returns its reply (skipping other messages).
+func (p *Peer) Call(id any, method string, params any) map[string]any {
+	p.t.Helper()
+	msg := map[string]any{"jsonrpc": "2.0", "id": id, "method": method}
+	if params != nil {
+		msg["params"] = params
+	}
+	p.Send(msg)
+	want, _ := json.Marshal(id)
+	return p.Expect(5*time.Second, func(m map[string]any) bool {
+		got, _ := json.Marshal(m["id"])
+		_, isReq := m["method"]
+		return !isReq && string(got) == string(want)
+	})
+}
+
+// Hello says bridge.hello with params and fails the test on an error reply.
+func (p *Peer) Hello(params map[string]any) map[string]any {
+	p.t.Helper()
+	r := p.Call("hello", "bridge.hello", params)
+	if r["error"] != nil {
+		p.t.Fatalf("hello failed: %v", r["error"])
+	}
+	return r["result"].(map[string]any)
+}
+
+// Err returns the error that ended the read loop, if it has ended.
+func (p *Peer) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Closed waits until the connection ends and returns its close status
+// (-1 when it ended without a close frame).
+func (p *Peer) Closed(timeout time.Duration) websocket.StatusCode {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return websocket.CloseStatus(p.Err())
+	case <-time.After(timeout):
+		p.t.Fatalf("connection still open after %v", timeout)
+		return 0
+	}
+}

@@ -1,0 +1,403 @@
+package session
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/dccbridge/dccbridge/rpc"
+)
+
+// caller is who makes calls: a websocket session, or one POST /rpc request.
+// Guarded by Router.mu.
+type caller struct {
+	session  *Session // nil for POST /rpc
+	app      string
+	instance string
+	label    string           // the JSON object put in meta.caller
+	inflight map[string]*call // calls in flight, by the caller's raw id
+}
+
+// Call states, in call.state.
+const (
+	callWaiting   int32 = iota // no callee yet
+	callQueued                 // in a callee's queue, not yet written
+	callWritten                // written (or being written) to the callee
+	callWithdrawn              // taken back before it was written
+)
+
+// call is one routed request in flight. Its fields are guarded by
+// Router.mu, except state, which the callee's writer also changes.
+type call struct {
+	fid        string          // forwarded id, never reused
+	id         json.RawMessage // the caller's id, exact bytes
+	method     string          // full name: namespace.rest
+	app        string          // namespace
+	params     json.RawMessage
+	caller     *caller // nil for calls the bridge makes itself
+	out        sink
+	target     string
+	idempotent bool
+	timeout    time.Duration // from the caller's meta.timeout_ms
+	wait       time.Duration // from the caller's meta.wait_ms
+	started    time.Time
+	callee     *Session
+	attempt    int
+	state      atomic.Int32
+	timer      *time.Timer // the call's timeout
+	waitTimer  *time.Timer // the wait for a session, while waiting
+}
+
+// markWritten is called by the callee's writer just before writing the
+// call; it reports false when the call was withdrawn and must not be sent.
+func (c *call) markWritten() bool { return c.state.CompareAndSwap(callQueued, callWritten) }
+
+// markWithdrawn takes back a queued call; it reports false when the call
+// has already been written.
+func (c *call) markWithdrawn() bool {
+	return c.state.CompareAndSwap(callQueued, callWithdrawn) || c.state.Load() == callWithdrawn
+}
+
+func (c *call) written() bool { return c.state.Load() == callWritten }
+
+// errorData names what an error about the call is about (DESIGN §3.5).
+func (c *call) errorData() map[string]any {
+	d := map[string]any{"app": c.app, "method": c.method}
+	if c.callee != nil {
+		d["instance"] = c.callee.caller.instance
+	} else if c.target != "" {
+		d["instance"] = c.target
+	}
+	return d
+}
+
+// callMeta is the routing hints a caller may put in meta.
+type callMeta struct {
+	Target     string   `json:"target"`
+	TimeoutMS  *float64 `json:"timeout_ms"`
+	WaitMS     *float64 `json:"wait_ms"`
+	Idempotent bool     `json:"idempotent"`
+}
+
+func parseMeta(raw json.RawMessage) (callMeta, *rpc.Error) {
+	var m callMeta
+	if raw == nil {
+		return m, nil
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, rpc.Errorf(rpc.CodeInvalidParams, "invalid meta: target must be a string, timeout_ms and wait_ms numbers, idempotent a boolean (%v)", err)
+	}
+	if (m.TimeoutMS != nil && *m.TimeoutMS <= 0) || (m.WaitMS != nil && *m.WaitMS < 0) {
+		return m, rpc.Errorf(rpc.CodeInvalidParams, "invalid meta: timeout_ms must be positive and wait_ms not negative")
+	}
+	return m, nil
+}
+
+func msDuration(ms *float64, def time.Duration) time.Duration {
+	if ms == nil {
+		return def
+	}
+	return time.Duration(*ms * float64(time.Millisecond))
+}
+
+// splitMethod returns the namespace (case-folded) and the full name of a
+// method name, or ok false when it has no namespace.
+func splitMethod(name string) (ns, full string, ok bool) {
+	dot := strings.IndexByte(name, '.')
+	if dot <= 0 || dot == len(name)-1 {
+		return "", "", false
+	}
+	ns = strings.ToLower(name[:dot])
+	return ns, ns + name[dot:], true
+}
+
+// route forwards a call from c to a session that offers its method, or
+// makes it wait for one; r.mu is held.
+func (r *Router) route(c *caller, m *rpc.Message, out sink) {
+	fail := func(e *rpc.Error) {
+		if !m.IsNotification() {
+			out.deliver(rpc.AppendError(nil, m.ID, e))
+		}
+	}
+	ns, full, ok := splitMethod(m.Method)
+	if !ok {
+		fail(rpc.Errorf(rpc.CodeMethodNotFound, "method %q not found: routed methods are named app.method", m.Method).
+			WithData(map[string]any{"method": m.Method}))
+		return
+	}
+	meta, err := parseMeta(m.Meta)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if r.closing {
+		fail(rpc.ErrShuttingDown.WithData(map[string]any{"app": ns, "method": full}))
+		return
+	}
+	if m.IsNotification() {
+		if s := r.pick(full, meta.Target); s != nil {
+			s.send(rpc.AppendRequest(nil, nil, s.methods[full], m.Params, r.forwardMeta(c, nil)))
+		}
+		return
+	}
+	key := string(m.ID)
+	if _, dup := c.inflight[key]; dup {
+		fail(rpc.Errorf(rpc.CodeInvalidRequest, "Invalid Request: id %s is already in flight from you; use a new id per call", m.ID))
+		return
+	}
+	if len(c.inflight) >= r.opts.MaxInFlight {
+		fail(rpc.Errorf(rpc.CodeOverloaded, "overloaded: you have %d calls in flight (the most allowed); wait for replies", len(c.inflight)).
+			WithData(map[string]any{"app": ns, "method": full}))
+		return
+	}
+	cl := &call{
+		fid:        r.nextID("c"),
+		id:         m.ID,
+		method:     full,
+		app:        ns,
+		params:     m.Params,
+		caller:     c,
+		out:        out,
+		target:     meta.Target,
+		idempotent: meta.Idempotent,
+		timeout:    msDuration(meta.TimeoutMS, r.opts.DefaultTimeout),
+		wait:       msDuration(meta.WaitMS, r.opts.DefaultWait),
+		started:    time.Now(),
+	}
+	c.inflight[key] = cl
+	r.start(cl)
+}
+
+// start registers cl and sends it on its way; r.mu is held.
+func (r *Router) start(cl *call) {
+	r.calls[cl.fid] = cl
+	r.stats.Calls++
+	cl.timer = time.AfterFunc(cl.timeout, func() { r.expire(cl) })
+	r.dispatch(cl)
+}
+
+// dispatch sends cl to a healthy session that offers its method, or, when
+// there is none, answers -32601 (the app is there but lacks the method) or
+// makes it wait up to cl.wait; r.mu is held.
+func (r *Router) dispatch(cl *call) {
+	if s := r.pick(cl.method, cl.target); s != nil {
+		r.assign(cl, s)
+		return
+	}
+	if r.appPresent(cl.app, cl.target) {
+		who := cl.app
+		if cl.target != "" {
+			who += " instance " + strconv.Quote(cl.target)
+		}
+		r.finish(cl, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: %s is connected but does not offer %s", who, cl.method).
+			WithData(cl.errorData()))
+		return
+	}
+	cl.state.Store(callWaiting)
+	r.waiting[cl] = struct{}{}
+	wait := cl.wait
+	cl.waitTimer = time.AfterFunc(wait, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.waiting[cl]; ok {
+			d := cl.errorData()
+			d["waited_ms"] = wait.Milliseconds()
+			r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "no healthy session offers %s (waited %v)", cl.method, wait).WithData(d))
+		}
+	})
+}
+
+// wakeWaiting dispatches the waiting calls that a session can now take;
+// r.mu is held.
+func (r *Router) wakeWaiting() {
+	for cl := range r.waiting {
+		if s := r.pick(cl.method, cl.target); s != nil {
+			delete(r.waiting, cl)
+			cl.waitTimer.Stop()
+			r.assign(cl, s)
+		}
+	}
+}
+
+// assign writes cl to s's queue; r.mu is held.
+func (r *Router) assign(cl *call, s *Session) {
+	cl.callee = s
+	cl.attempt++
+	cl.state.Store(callQueued)
+	s.assigned[cl.fid] = cl
+	var meta []byte
+	if cl.caller != nil {
+		meta = r.forwardMeta(cl.caller, cl)
+	}
+	id := rpc.AppendString(nil, cl.fid)
+	frame := rpc.AppendRequest(nil, id, s.methods[cl.method], cl.params, meta)
+	s.push(outFrame{data: frame, call: cl}, classReply)
+}
+
+// forwardMeta is the meta a callee receives: who called, how long is left,
+// which attempt this is (cl nil for a notification).
+func (r *Router) forwardMeta(c *caller, cl *call) []byte {
+	b := append([]byte(`{"caller":`), c.label...)
+	if cl != nil {
+		left := max(cl.timeout-time.Since(cl.started), 0)
+		b = append(b, `,"timeout_ms":`...)
+		b = strconv.AppendInt(b, left.Milliseconds(), 10)
+		b = append(b, `,"attempt":`...)
+		b = strconv.AppendInt(b, int64(cl.attempt), 10)
+	}
+	return append(b, '}')
+}
+
+// handleResponse takes a callee's reply to a forwarded call; r.mu is held.
+// Replies to unknown or finished calls, and from anyone but the callee, are
+// dropped.
+func (r *Router) handleResponse(s *Session, m *rpc.Message) {
+	fid, ok := unquoteID(m.ID)
+	cl := r.calls[fid]
+	if !ok || cl == nil || cl.callee != s {
+		r.log.Debug("reply dropped: no such call in flight to this session", "session", s.id, "id", string(m.ID))
+		return
+	}
+	r.complete(cl)
+	var frame []byte
+	if m.Result != nil {
+		frame = rpc.AppendResult(nil, cl.id, m.Result, s.answerMeta)
+	} else {
+		r.stats.Failed++
+		frame = rpc.AppendRawError(nil, cl.id, m.Error, s.answerMeta)
+	}
+	cl.out.deliver(frame)
+}
+
+// unquoteID returns a forwarded id's text; forwarded ids need no escapes.
+func unquoteID(id json.RawMessage) (string, bool) {
+	if len(id) < 2 || id[0] != '"' {
+		return "", false
+	}
+	return string(id[1 : len(id)-1]), true
+}
+
+// complete removes cl from every index and stops its timers; r.mu is held.
+func (r *Router) complete(cl *call) {
+	delete(r.calls, cl.fid)
+	delete(r.waiting, cl)
+	if cl.caller != nil {
+		delete(cl.caller.inflight, string(cl.id))
+	}
+	if cl.callee != nil {
+		delete(cl.callee.assigned, cl.fid)
+	}
+	cl.timer.Stop()
+	if cl.waitTimer != nil {
+		cl.waitTimer.Stop()
+	}
+}
+
+// finish ends cl with an error for its caller; r.mu is held.
+func (r *Router) finish(cl *call, e *rpc.Error) {
+	if _, ok := r.calls[cl.fid]; !ok {
+		return
+	}
+	r.complete(cl)
+	r.stats.Failed++
+	r.log.Info("call failed", "method", cl.method, "code", e.Code, "error", e.Message, "data", string(e.Data),
+		"duration", time.Since(cl.started).Round(time.Millisecond))
+	cl.out.deliver(rpc.AppendError(nil, cl.id, e))
+}
+
+// cancelAtCallee tells the callee to stop cl, if cl was written to it;
+// r.mu is held.
+func (r *Router) cancelAtCallee(cl *call) {
+	if cl.callee == nil || cl.markWithdrawn() {
+		return // never sent
+	}
+	params := append(append([]byte(`{"id":`), rpc.AppendString(nil, cl.fid)...), '}')
+	cl.callee.send(rpc.AppendRequest(nil, nil, "$/cancelRequest", params, nil))
+}
+
+// expire ends cl with -32002 when its timeout runs out.
+func (r *Router) expire(cl *call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.calls[cl.fid]; !ok {
+		return
+	}
+	r.cancelAtCallee(cl)
+	d := cl.errorData()
+	d["timeout_ms"] = cl.timeout.Milliseconds()
+	r.finish(cl, rpc.Errorf(rpc.CodeTimeout, "call timed out after %v", cl.timeout).WithData(d))
+}
+
+// cancelRequest handles $/cancelRequest {"id": <caller's id>} from c;
+// r.mu is held. Unknown ids are ignored.
+func (r *Router) cancelRequest(c *caller, m *rpc.Message) {
+	var p struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(m.Params, &p) != nil || p.ID == nil {
+		return
+	}
+	cl := c.inflight[string(p.ID)]
+	if cl == nil {
+		return
+	}
+	r.cancelAtCallee(cl)
+	r.finish(cl, rpc.Errorf(rpc.CodeCancelled, "cancelled by the caller").WithData(cl.errorData()))
+}
+
+// progress forwards $/progress {"id": <forwarded id>, "value": …} from the
+// callee to the caller with the caller's id; r.mu is held.
+func (r *Router) progress(s *Session, m *rpc.Message) {
+	var p struct {
+		ID    json.RawMessage `json:"id"`
+		Value json.RawMessage `json:"value"`
+	}
+	if json.Unmarshal(m.Params, &p) != nil {
+		return
+	}
+	fid, ok := unquoteID(p.ID)
+	cl := r.calls[fid]
+	if !ok || cl == nil || cl.callee != s || cl.caller == nil || cl.caller.session == nil {
+		return
+	}
+	params := append(append([]byte(`{"id":`), cl.id...), `,"value":`...)
+	if p.Value == nil {
+		params = append(params, "null"...)
+	}
+	params = append(append(params, p.Value...), '}')
+	cl.caller.session.send(rpc.AppendRequest(nil, nil, "$/progress", params, nil))
+}
+
+// callerGone cancels every call c still has in flight, at its host too;
+// r.mu is held.
+func (r *Router) callerGone(c *caller) {
+	for _, cl := range c.inflight {
+		r.cancelAtCallee(cl)
+		r.complete(cl)
+	}
+}
+
+// calleeGone settles the calls forwarded to s, which has left: written ones
+// fail with -32004 (they may have run), the rest go to another session or
+// wait, or fail with -32003 when s was closed as a slow reader; r.mu is held.
+func (r *Router) calleeGone(s *Session, slow bool) {
+	for _, cl := range s.assigned {
+		delete(s.assigned, cl.fid)
+		cl.callee = nil
+		if !cl.markWithdrawn() {
+			cl.callee = s
+			d := cl.errorData()
+			d["may_have_run"] = true
+			r.finish(cl, rpc.Errorf(rpc.CodeCalleeGone, "%s instance %q dropped while running %s", cl.app, s.caller.instance, cl.method).WithData(d))
+			continue
+		}
+		if slow {
+			cl.callee = s
+			r.finish(cl, rpc.Errorf(rpc.CodeOverloaded, "overloaded: %s instance %q was closed as a slow reader before the call was delivered", cl.app, s.caller.instance).WithData(cl.errorData()))
+			continue
+		}
+		r.dispatch(cl)
+	}
+}

@@ -1,0 +1,96 @@
+package session
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dccbridge/dccbridge/rpc"
+)
+
+// topicMatches reports whether topic matches pattern: the same topic, a
+// prefix ending in ".*" ("session.*" matches "session.joined"), or "*".
+func topicMatches(pattern, topic string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok && (prefix == "" || strings.HasSuffix(prefix, ".")) {
+		return strings.HasPrefix(topic, prefix)
+	}
+	return pattern == topic
+}
+
+// subscribe adds (or removes) topic patterns of s; r.mu is held.
+func (r *Router) subscribe(s *Session, raw json.RawMessage, add bool) (any, *rpc.Error) {
+	var p struct {
+		Topics []string `json:"topics"`
+	}
+	if e := decodeParams(raw, &p); e != nil {
+		return nil, e
+	}
+	if len(p.Topics) == 0 {
+		return nil, rpc.Errorf(rpc.CodeInvalidParams, `invalid params: "topics" must list at least one topic, e.g. ["session.*", "context.changed"]`)
+	}
+	for _, t := range p.Topics {
+		if t == "" || (strings.Contains(t, "*") && !topicMatches(t, t+"x")) {
+			return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: topic %q: use an exact topic or a prefix ending in .*", t)
+		}
+		if add && !slices.Contains(s.topics, t) {
+			s.topics = append(s.topics, t)
+		}
+		if !add {
+			s.topics = slices.DeleteFunc(s.topics, func(x string) bool { return x == t })
+		}
+	}
+	return map[string]any{"topics": append([]string{}, s.topics...)}, nil
+}
+
+// publishCall handles bridge.publish from s (nil for POST /rpc); r.mu is held.
+func (r *Router) publishCall(s *Session, raw json.RawMessage) (any, *rpc.Error) {
+	var p struct {
+		Topic string          `json:"topic"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if e := decodeParams(raw, &p); e != nil {
+		return nil, e
+	}
+	switch {
+	case p.Topic == "" || strings.Contains(p.Topic, "*"):
+		return nil, rpc.Errorf(rpc.CodeInvalidParams, `invalid params: "topic" must be a topic name without wildcards`)
+	case strings.HasPrefix(p.Topic, "session.") || strings.HasPrefix(p.Topic, "bridge."):
+		return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: topic %q is the bridge's own (session.*, bridge.*)", p.Topic)
+	}
+	return map[string]int{"delivered": r.publish(s, p.Topic, p.Data)}, nil
+}
+
+// publish sends bridge.event to every session subscribed to topic except
+// from, and returns how many got it. An event that does not fit a session's
+// queue is dropped for it and counted. r.mu is held.
+func (r *Router) publish(from *Session, topic string, data any) int {
+	var frame []byte
+	delivered := 0
+	for _, s := range r.sessions {
+		if s == from || !slices.ContainsFunc(s.topics, func(p string) bool { return topicMatches(p, topic) }) {
+			continue
+		}
+		if frame == nil {
+			frame = eventFrame(topic, data)
+		}
+		if s.push(outFrame{data: frame}, classEvent) {
+			delivered++
+		}
+	}
+	return delivered
+}
+
+func eventFrame(topic string, data any) []byte {
+	raw, ok := data.(json.RawMessage)
+	if !ok {
+		raw, _ = json.Marshal(data)
+	}
+	if raw == nil {
+		raw = json.RawMessage("null")
+	}
+	params := append([]byte(`{"topic":`), rpc.AppendString(nil, topic)...)
+	params = append(append(params, `,"data":`...), raw...)
+	params = append(append(params, `,"at":`...), rpc.AppendString(nil, time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))...)
+	return rpc.AppendRequest(nil, nil, "bridge.event", append(params, '}'), nil)
+}

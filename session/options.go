@@ -1,0 +1,83 @@
+package session
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configure a Router. The zero value is usable: every zero field
+// takes the default its comment gives.
+type Options struct {
+	// Logger receives one line per session start and end and per failed
+	// call. Default: slog.Default().
+	Logger *slog.Logger
+	// Version is reported in hello results. Default: "dev".
+	Version string
+	// Token, when not empty, admits a session whose upgrade carried no
+	// valid token once its bridge.hello carries this token. Default: none.
+	Token string
+
+	// HeartbeatInterval is the time between websocket pings. Default 5 s.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout ends a session whose pong has not come within it.
+	// Default 15 s.
+	HeartbeatTimeout time.Duration
+	// WriteTimeout bounds one websocket write. Default 10 s.
+	WriteTimeout time.Duration
+	// CloseBudget is how long Shutdown waits for sessions to finish the
+	// close handshake before dropping them. Default 3 s.
+	CloseBudget time.Duration
+
+	// DefaultWait is how long a call waits for a healthy session that
+	// offers its method when meta.wait_ms is absent. Default 10 s.
+	DefaultWait time.Duration
+	// DefaultTimeout is a call's timeout when meta.timeout_ms is absent.
+	// Default 10 min.
+	DefaultTimeout time.Duration
+	// ContextTimeout bounds the set_context calls of bridge.context when
+	// the caller gives no meta.timeout_ms. Default 10 s.
+	ContextTimeout time.Duration
+
+	// QueueLimit is the most frames waiting in one session's outbound
+	// queue; a session whose queue is full is a slow reader and is closed
+	// with 1008. Events are dropped for a session whose queue is half full.
+	// Default 4096.
+	QueueLimit int
+	// MaxInFlight is the most calls one caller may have in flight; more
+	// are answered -32003. Default 1024.
+	MaxInFlight int
+	// MaxSessions is the most sessions at once; more are closed with 1013.
+	// Default 1024.
+	MaxSessions int
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.HeartbeatInterval, 5*time.Second)
+	def(&o.HeartbeatTimeout, 15*time.Second)
+	def(&o.WriteTimeout, 10*time.Second)
+	def(&o.CloseBudget, 3*time.Second)
+	def(&o.DefaultWait, 10*time.Second)
+	def(&o.DefaultTimeout, 10*time.Minute)
+	def(&o.ContextTimeout, 10*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.QueueLimit <= 0 {
+		o.QueueLimit = 4096
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 1024
+	}
+	return o
+}

@@ -1,0 +1,115 @@
+package session
+
+import "sync"
+
+// frameClass tells the queue what a full queue means for a frame.
+type frameClass int
+
+const (
+	// classReply is a reply, a forwarded call or a control notification: a
+	// full queue makes the session a slow reader.
+	classReply frameClass = iota
+	// classEvent is a bridge.event: dropped (and counted) once the queue is
+	// half full, never a reason to close the session.
+	classEvent
+)
+
+// outFrame is one frame waiting to be written. call is set when the frame
+// forwards a call, so the writer can mark it written (or skip it if it was
+// withdrawn while queued).
+type outFrame struct {
+	data []byte
+	call *call
+}
+
+// outQueue is a session's bounded outbound queue. push never blocks; the
+// session's writer is its only consumer. Safe for concurrent use.
+type outQueue struct {
+	mu      sync.Mutex
+	frames  []outFrame
+	spare   []outFrame
+	limit   int
+	closed  bool // no more frames are taken
+	flushed bool // the writer should stop once the queue is empty
+	wake    chan struct{}
+}
+
+func newOutQueue(limit int) *outQueue {
+	return &outQueue{limit: limit, wake: make(chan struct{}, 1)}
+}
+
+type pushResult int
+
+const (
+	pushed      pushResult = iota
+	pushDropped            // an event that did not fit, or the queue is closed
+	pushFull               // the queue is full: the session is a slow reader
+)
+
+func (q *outQueue) push(f outFrame, class frameClass) pushResult {
+	q.mu.Lock()
+	switch {
+	case q.closed || q.flushed:
+		q.mu.Unlock()
+		return pushDropped
+	case class == classEvent && len(q.frames) >= q.limit/2:
+		q.mu.Unlock()
+		return pushDropped
+	case len(q.frames) >= q.limit:
+		q.mu.Unlock()
+		return pushFull
+	}
+	q.frames = append(q.frames, f)
+	q.mu.Unlock()
+	q.signal()
+	return pushed
+}
+
+func (q *outQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns every queued frame; the slice is valid until the next take.
+// last reports that the queue was closed or flushed and is now empty, so the
+// writer should stop after writing these frames.
+func (q *outQueue) take() (frames []outFrame, last bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, true
+	}
+	// Double-buffer: the writer owns the returned slice; the one it
+	// returned last time (done with now) takes new frames.
+	clear(q.spare)
+	frames, q.frames, q.spare = q.frames, q.spare[:0], q.frames
+	return frames, q.flushed
+}
+
+// flush makes the writer stop once what is queued now has been written.
+func (q *outQueue) flush() {
+	q.mu.Lock()
+	q.flushed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// close discards what is queued and takes nothing more; it returns the
+// discarded frames.
+func (q *outQueue) close() []outFrame {
+	q.mu.Lock()
+	dropped := q.frames
+	q.frames, q.closed = nil, true
+	q.mu.Unlock()
+	q.signal()
+	return dropped
+}
+
+// len returns how many frames wait.
+func (q *outQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames)
+}

@@ -1,0 +1,305 @@
+// Package session holds the bridge's live state: one Session per websocket
+// connection, the registry of who is connected and what they offer, and the
+// router of calls between them (pending calls, forwarded ids, targeting,
+// replies, cancel, progress, events and context).
+//
+// All of it is owned by a Router and guarded by its one mutex, which is
+// never held across I/O: frames go to bounded per-session queues that each
+// session's writer drains.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/dccbridge/dccbridge/rpc"
+)
+
+// Router is the bridge's core: the registry of sessions and the calls in
+// flight between them. Its methods are safe for concurrent use.
+type Router struct {
+	opts    Options
+	log     *slog.Logger
+	prefix  string // random per Router, so forwarded ids are never reused across restarts
+	started time.Time
+
+	mu       sync.Mutex
+	seq      uint64
+	closing  bool
+	sessions map[string]*Session   // by session id
+	byKey    map[string]*Session   // by app + "\x00" + instance, after hello
+	offers   map[string][]*Session // full method name → sessions offering it
+	calls    map[string]*call      // by forwarded id
+	waiting  map[*call]struct{}    // calls waiting for a session that offers their method
+	contexts map[string]json.RawMessage
+	stats    Stats
+
+	wg sync.WaitGroup // sessions being served
+}
+
+// New returns a Router with opts (zero fields take their defaults).
+func New(opts Options) *Router {
+	opts = opts.withDefaults()
+	return &Router{
+		opts:     opts,
+		log:      opts.Logger,
+		prefix:   randomPrefix(),
+		started:  time.Now(),
+		sessions: map[string]*Session{},
+		byKey:    map[string]*Session{},
+		offers:   map[string][]*Session{},
+		calls:    map[string]*call{},
+		waiting:  map[*call]struct{}{},
+		contexts: map[string]json.RawMessage{},
+	}
+}
+
+func randomPrefix() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[b[i]%32]
+	}
+	return string(b)
+}
+
+// nextID returns a new id with the given kind letter; r.mu must be held.
+func (r *Router) nextID(kind string) string {
+	r.seq++
+	return kind + "-" + r.prefix + "-" + strconv.FormatUint(r.seq, 36)
+}
+
+// Serve runs a session on an accepted websocket connection until it ends.
+// It owns conn from now on.
+func (r *Router) Serve(conn *websocket.Conn, p Peer) {
+	s := &Session{
+		router:      r,
+		conn:        conn,
+		remote:      p.Remote,
+		connectedAt: time.Now(),
+		queue:       newOutQueue(r.opts.QueueLimit),
+		authorized:  p.Authorized,
+		assigned:    map[string]*call{},
+	}
+	s.caller.session = s
+	s.caller.inflight = map[string]*call{}
+	s.lastInbound.Store(s.connectedAt.UnixNano())
+
+	r.mu.Lock()
+	switch {
+	case r.closing:
+		r.mu.Unlock()
+		_ = conn.Close(websocket.StatusGoingAway, "the bridge is shutting down")
+		return
+	case len(r.sessions) >= r.opts.MaxSessions:
+		r.mu.Unlock()
+		r.log.Warn("session refused: too many sessions", "remote", p.Remote, "max_sessions", r.opts.MaxSessions)
+		_ = conn.Close(websocket.StatusTryAgainLater, "too many sessions (max "+strconv.Itoa(r.opts.MaxSessions)+")")
+		return
+	}
+	s.id = r.nextID("s")
+	s.caller.label = `{"session":` + strconv.Quote(s.id) + `}`
+	r.sessions[s.id] = s
+	r.wg.Add(1)
+	r.mu.Unlock()
+	defer r.wg.Done()
+
+	r.log.Debug("session connected", "session", s.id, "remote", p.Remote)
+	err := s.run(context.Background())
+	r.remove(s)
+	code, reason := s.closeStatus()
+	if code == 0 {
+		_ = conn.CloseNow()
+	}
+	r.mu.Lock()
+	app, instance := s.caller.app, s.caller.instance
+	r.mu.Unlock()
+	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
+		"duration", time.Since(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
+}
+
+// Ready reports whether the router takes new sessions and calls.
+func (r *Router) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.closing
+}
+
+// Shutdown fails every call in flight with -32006, closes every session
+// with 1001 in parallel, waits up to Options.CloseBudget for their close
+// handshakes, then drops the rest, and returns when all sessions have ended
+// or ctx is done.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closing = true
+	for _, c := range r.calls {
+		r.finish(c, rpc.ErrShuttingDown.WithData(c.errorData()))
+	}
+	sessions := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		sessions = append(sessions, s)
+	}
+	r.mu.Unlock()
+
+	for _, s := range sessions {
+		s.closeAfterFlush(websocket.StatusGoingAway, "the bridge is shutting down")
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	budget := time.NewTimer(r.opts.CloseBudget)
+	defer budget.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-budget.C:
+	case <-ctx.Done():
+	}
+	for _, s := range sessions {
+		_ = s.conn.CloseNow()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handleFrame handles one text message from s.
+func (r *Router) handleFrame(s *Session, data []byte) {
+	items, batch := rpc.Decode(data)
+	out := sink(sessionSink{s})
+	if batch {
+		b := &batchReplies{out: out}
+		for _, it := range items {
+			if it.Err != nil || (it.Msg.IsRequest() && !it.Msg.IsNotification()) {
+				b.expected++
+			}
+		}
+		out = b
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, it := range items {
+		r.handleItem(&s.caller, it, out)
+	}
+}
+
+// HandleHTTP answers the JSON-RPC message body of a POST /rpc request. It
+// returns the reply, or nil when nothing needs one (only notifications).
+// When ctx ends first, the calls still in flight are cancelled at their
+// hosts and HandleHTTP returns nil.
+func (r *Router) HandleHTTP(ctx context.Context, body []byte, remote string) []byte {
+	items, batch := rpc.Decode(body)
+	replies := make(chanSink, 1)
+	out := sink(replies)
+	expected := 0
+	for _, it := range items {
+		if it.Err != nil || (it.Msg.IsRequest() && !it.Msg.IsNotification()) {
+			expected++
+		}
+	}
+	if batch {
+		out = &batchReplies{out: replies, expected: expected}
+	}
+	c := &caller{app: "http", label: `{"app":"http"}`, inflight: map[string]*call{}}
+	r.mu.Lock()
+	for _, it := range items {
+		r.handleItem(c, it, out)
+	}
+	r.mu.Unlock()
+	if expected == 0 {
+		return nil
+	}
+	select {
+	case frame := <-replies:
+		return frame
+	case <-ctx.Done():
+		r.mu.Lock()
+		r.callerGone(c)
+		r.mu.Unlock()
+		return nil
+	}
+}
+
+// handleItem handles one decoded message from caller c; r.mu is held.
+func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
+	if it.Err != nil {
+		out.deliver(rpc.AppendError(nil, it.ID, it.Err))
+		return
+	}
+	m := it.Msg
+	s := c.session
+	if m.IsResponse() {
+		if s != nil {
+			r.handleResponse(s, m)
+		}
+		return
+	}
+	reply := func(e *rpc.Error) {
+		if !m.IsNotification() {
+			out.deliver(rpc.AppendError(nil, m.ID, e))
+		}
+	}
+	if s != nil && !s.authorized && m.Method != "bridge.hello" {
+		reply(rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: say bridge.hello with the bridge's token first (`bridge token` prints it)"))
+		return
+	}
+	switch {
+	case m.Method == "$/cancelRequest":
+		r.cancelRequest(c, m)
+	case m.Method == "$/progress":
+		if s != nil {
+			r.progress(s, m)
+		}
+	case strings.HasPrefix(m.Method, "bridge."):
+		r.builtin(c, m, out)
+	default:
+		r.route(c, m, out)
+	}
+}
+
+// sessionSink delivers a reply to a session's queue.
+type sessionSink struct{ s *Session }
+
+func (k sessionSink) deliver(frame []byte) { k.s.send(frame) }
+
+// send queues a reply or control frame for s; a full queue makes s a slow
+// reader, which is closed with 1008.
+func (s *Session) send(frame []byte) bool {
+	return s.push(outFrame{data: frame}, classReply)
+}
+
+func (s *Session) push(f outFrame, class frameClass) bool {
+	switch s.queue.push(f, class) {
+	case pushed:
+		return true
+	case pushFull:
+		s.router.slowReader(s)
+	case pushDropped:
+		if class == classEvent {
+			s.droppedEvents.Add(1)
+		}
+	}
+	return false
+}
+
+// slowReader closes s with 1008 because its queue is full. Its calls not yet
+// written fail with -32003 when the session is removed.
+func (r *Router) slowReader(s *Session) {
+	r.log.Warn("slow reader closed", "session", s.id, "queue_limit", r.opts.QueueLimit)
+	for _, f := range s.abort(websocket.StatusPolicyViolation, "slow reader: outbound queue full") {
+		if f.call != nil {
+			f.call.markWithdrawn()
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package web
+
+import (
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// access is what the security check decided for one request.
+type access struct {
+	// authorized: no token is needed, or a valid one was given.
+	authorized bool
+	// tokenNeeded: a token is needed and none was given (a websocket
+	// upgrade is then accepted unauthorized; other endpoints answer 401).
+	tokenNeeded bool
+}
+
+// check applies DESIGN §5 to r: the Host header, the Origin, the token. It
+// writes the refusal and returns ok false when the request must stop here.
+// open endpoints (/healthz, /readyz, /sdk/) never need a token.
+func (s *Server) check(w http.ResponseWriter, r *http.Request, open bool) (a access, ok bool) {
+	if !s.hostAllowed(r.Host) {
+		s.refuse(w, r, http.StatusForbidden, "host not allowed: the bridge answers only to loopback names (127.0.0.1, localhost) or its configured address")
+		return a, false
+	}
+	origin := r.Header.Get("Origin")
+	fileLike := origin == "null" || strings.HasPrefix(origin, "file://")
+	switch {
+	case origin == "" || s.sameOrigin(r, origin):
+	case fileLike:
+	case s.originAllowed(origin):
+	default:
+		s.refuse(w, r, http.StatusForbidden, "origin not allowed: "+origin+" (start the bridge with --allow-origin to admit it)")
+		return a, false
+	}
+	if open {
+		return access{authorized: true}, true
+	}
+	token, given := requestToken(r)
+	if given && !s.tokenValid(token) {
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: wrong token (`bridge token` prints the right one)")
+		return a, false
+	}
+	needed := s.opts.TokenInForce || (fileLike && !s.allowNull)
+	return access{authorized: !needed || given, tokenNeeded: needed && !given}, true
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	s.log.Warn("request refused", "status", code, "path", r.URL.Path, "host", r.Host, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr, "reason", msg)
+	http.Error(w, msg, code)
+}
+
+// requestToken returns the token of r: Authorization: Bearer, else ?token=.
+func requestToken(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t), true
+		}
+	}
+	if q := r.URL.Query(); q.Has("token") {
+		return q.Get("token"), true
+	}
+	return "", false
+}
+
+func (s *Server) tokenValid(t string) bool {
+	return s.opts.Token != "" && subtle.ConstantTimeCompare([]byte(t), []byte(s.opts.Token)) == 1
+}
+
+// hostAllowed reports whether the Host header names a loopback host or the
+// configured address; a bridge bound to a wildcard address (token in force)
+// answers to any name.
+func (s *Server) hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") || strings.EqualFold(host, s.bindHost) {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	return s.bindHost == "" || s.bindHost == "0.0.0.0" || s.bindHost == "::"
+}
+
+func (s *Server) sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host)
+}
+
+// originAllowed matches origin against the --allow-origin patterns, as
+// coder/websocket does: a pattern with "://" matches scheme://host, any
+// other matches the host (path.Match syntax).
+func (s *Server) originAllowed(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	for _, p := range s.opts.AllowOrigins {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,177 @@
+// Package web is the bridge's HTTP face: the websocket endpoint (/ws), POST
+// /rpc, /api/sessions, /healthz and /readyz, each behind the Host, Origin and
+// token checks of DESIGN §5.
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+
+	"github.com/coder/websocket"
+
+	"github.com/dccbridge/dccbridge/session"
+)
+
+// Options configure a Server. Router is required; other zero fields take
+// the defaults their comments give.
+type Options struct {
+	// Router serves sessions and calls.
+	Router *session.Router
+	// Logger receives refusals. Default: slog.Default().
+	Logger *slog.Logger
+	// Addr is the address the bridge listens on (host:port); its host is
+	// admitted by the Host check besides loopback names.
+	Addr string
+	// Token is the bridge's token; empty means none is configured.
+	Token string
+	// TokenInForce requires the token of every client (DESIGN §5). When
+	// false, the token only admits null and file:// origins.
+	TokenInForce bool
+	// AllowOrigins are origin patterns admitted besides the bridge's own;
+	// "null" admits null and file:// origins without a token.
+	AllowOrigins []string
+	// MaxMessage is the largest message read, in bytes. Default 16 MiB.
+	MaxMessage int64
+	// Version is shown on the index page.
+	Version string
+}
+
+// Server is the bridge's http.Handler. Safe for concurrent use.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	mux       *http.ServeMux
+	bindHost  string
+	allowNull bool
+}
+
+// New returns a Server for opts.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxMessage <= 0 {
+		opts.MaxMessage = 16 << 20
+	}
+	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s.bindHost, _, _ = net.SplitHostPort(opts.Addr)
+	s.allowNull = slices.Contains(opts.AllowOrigins, "null")
+	s.mux.HandleFunc("/ws", s.handleWS)
+	s.mux.HandleFunc("/ws/", s.handleWS)
+	s.mux.HandleFunc("/rpc", s.handleRPC)
+	s.mux.HandleFunc("GET /api/sessions", s.guard(s.handleSessions))
+	s.mux.HandleFunc("GET /healthz", s.open(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	s.mux.HandleFunc("GET /readyz", s.open(s.handleReady))
+	s.mux.HandleFunc("GET /{$}", s.guard(s.handleIndex))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// open wraps a handler that needs no token (but still the Host and Origin checks).
+func (s *Server) open(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.check(w, r, true); ok {
+			h(w, r)
+		}
+	}
+}
+
+// guard wraps a handler that needs the token when one is needed.
+func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.check(w, r, false)
+		if !ok {
+			return
+		}
+		if !a.authorized {
+			s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token> or ?token=; `bridge token` prints it)")
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.check(w, r, false)
+	if !ok {
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the Origin was checked above, by DESIGN §5's rules
+	})
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	conn.SetReadLimit(s.opts.MaxMessage)
+	s.opts.Router.Serve(conn, session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr})
+}
+
+func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.check(w, r, false)
+	if !ok {
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST a JSON-RPC 2.0 message with Content-Type: application/json", http.StatusMethodNotAllowed)
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		http.Error(w, "Content-Type must be application/json", http.StatusUnsupportedMediaType)
+		return
+	}
+	if !a.authorized {
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token>; `bridge token` prints it)")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessage))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "message too big (the limit is --max-message)", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	reply := s.opts.Router.HandleHTTP(r.Context(), body, r.RemoteAddr)
+	if reply == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(reply)
+}
+
+func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.opts.Router.Sessions())
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.Router.Ready() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "dccbridge "+s.opts.Version+"\n\nwebsocket: /ws\nJSON-RPC over HTTP: POST /rpc\nsessions: /api/sessions\nhealth: /healthz, /readyz\n")
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
