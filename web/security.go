@@ -50,15 +50,16 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, open bool) (a acc
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	s.log.Warn("request refused", "status", code, "path", r.URL.Path, "host", r.Host, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr, "reason", msg)
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dccbridge"`)
+	}
 	http.Error(w, msg, code)
 }
 
 // requestToken returns the token of r: Authorization: Bearer, else ?token=.
 func requestToken(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t), true
-		}
+	if h := r.Header.Get("Authorization"); len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ") {
+		return strings.TrimSpace(h[len("Bearer "):]), true // the scheme is case-insensitive (RFC 9110 §11.1)
 	}
 	if q := r.URL.Query(); q.Has("token") {
 		return q.Get("token"), true
@@ -95,13 +96,17 @@ func (s *Server) sameOrigin(r *http.Request, origin string) bool {
 
 // originAllowed matches origin against the --allow-origin patterns, as
 // coder/websocket does: a pattern with "://" matches scheme://host, any
-// other matches the host (path.Match syntax).
+// other matches the host (path.Match syntax). The pattern "null" stands for
+// the null origin only (see check), never for a host named null.
 func (s *Server) originAllowed(origin string) bool {
 	u, err := url.Parse(origin)
 	if err != nil {
 		return false
 	}
 	for _, p := range s.opts.AllowOrigins {
+		if p == "null" {
+			continue
+		}
 		target := u.Host
 		if strings.Contains(p, "://") {
 			target = u.Scheme + "://" + u.Host

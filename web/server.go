@@ -69,6 +69,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /healthz", s.open(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
 	s.mux.HandleFunc("GET /readyz", s.open(s.handleReady))
 	s.mux.HandleFunc("GET /{$}", s.guard(s.handleIndex))
+	s.mux.HandleFunc("/", s.open(http.NotFound)) // unknown paths pass the Host and Origin checks first
 	return s
 }
 

@@ -36,6 +36,9 @@ func Start(t testing.TB, so *session.Options, wo *web.Options) *Bridge {
 	if wo == nil {
 		wo = &web.Options{}
 	}
+	if so.Token == "" {
+		so.Token = wo.Token // one token for the upgrade and for hello
+	}
 	r := session.New(*so)
 	srv := httptest.NewUnstartedServer(nil)
 	wo.Router = r
