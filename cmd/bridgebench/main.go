@@ -152,10 +152,9 @@ func scenarios(cfg benchConfig) []scenario {
 // benchEnv is what the orchestrator's helpers share for one run.
 type benchEnv struct {
 	cfg    benchConfig
-	self   string // this executable, re-run for the subcommands
-	tmp    string // scratch dir, removed at the end
-	stderr io.Writer
-	log    *slog.Logger
+	self   string    // this executable, re-run for the subcommands
+	tmp    string    // scratch dir, removed at the end
+	stderr io.Writer // where children's stderr lines go
 }
 
 // childFlags returns the flags every harness subprocess gets.
@@ -223,7 +222,7 @@ func bench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*report, err
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	env := &benchEnv{cfg: cfg, self: self, tmp: tmp, stderr: stderr, log: log}
+	env := &benchEnv{cfg: cfg, self: self, tmp: tmp, stderr: stderr}
 	procs := newProcSet(log)
 	defer procs.stopAll()
 
@@ -313,6 +312,11 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 		}
 	} else if c.err != nil && r.Failure == "" {
 		r.Failure = c.exitError().Error()
+	}
+	select {
+	case <-t.server.done: // the likeliest cause of whatever the tools saw
+		r.Failure = fmt.Sprintf("%v (during or before this scenario); tools: %s", t.server.exitError(), r.Failure)
+	default:
 	}
 	r.Scenario, r.Target = sc.name, t.name
 	return r

@@ -287,7 +287,8 @@ type phaseResult struct {
 // runPhase lets every connection call sequentially until budget calls have
 // been started in total or limit has passed, whichever comes first, and
 // returns the latencies of all replies. All callers start together. A call
-// that gets no reply within limit+replyGrace fails the phase.
+// that gets no reply within limit+replyGrace fails the phase. Error replies
+// and id mismatches are counted, and the first is logged to log.
 func runPhase(ctx context.Context, log *slog.Logger, conns []*toolConn, budget int, limit time.Duration) (phaseResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit+replyGrace)
 	defer cancel()

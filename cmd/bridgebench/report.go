@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -22,6 +23,7 @@ type report struct {
 	OS           string   `json:"os"`
 	Arch         string   `json:"arch"`
 	CPUs         int      `json:"cpus"`
+	LoadAvg      string   `json:"load_avg,omitempty"` // /proc/loadavg's 1, 5, 15 min when the run started (Linux)
 	PayloadBytes int      `json:"payload_bytes"`
 	Results      []result `json:"results"`
 	Ratios       *ratios  `json:"ratios,omitempty"` // nil unless both targets ran
@@ -44,8 +46,23 @@ func newReport(cfg benchConfig) *report {
 		OS:           runtime.GOOS,
 		Arch:         runtime.GOARCH,
 		CPUs:         runtime.NumCPU(),
+		LoadAvg:      loadAvg(),
 		PayloadBytes: cfg.Payload,
 	}
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages where /proc has
+// them, else "". A loaded machine is the first suspect of a noisy run.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // ok reports whether every result is complete and error-free.
@@ -102,6 +119,11 @@ func (rep *report) writeJSON(w io.Writer) error {
 
 // writeTable writes rep as a table followed by the ratios line.
 func (rep *report) writeTable(w io.Writer) error {
+	machine := fmt.Sprintf("%s %s/%s, %d CPUs", rep.GoVersion, rep.OS, rep.Arch, rep.CPUs)
+	if rep.LoadAvg != "" {
+		machine += ", load average " + rep.LoadAvg
+	}
+	fmt.Fprintf(w, "%s; payload %d bytes\n", machine, rep.PayloadBytes)
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\ttarget\tcalls/s\tp50\tp99\tcalls\tnotes")

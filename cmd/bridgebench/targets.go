@@ -20,6 +20,7 @@ const healthPoll = 20 * time.Millisecond
 // routable. The tool peers of each scenario dial toolsURL.
 type target struct {
 	name         string // "relay" or "bridge"
+	server       *child
 	toolsURL     string
 	relayRouting bool // tools announce their id prefix in the URL
 }
@@ -46,7 +47,7 @@ func startRelayTarget(ctx context.Context, procs *procSet, env *benchEnv) (*targ
 	if err := startHost(ctx, procs, env, "relay-host", "ws://"+addr+"/host", false); err != nil {
 		return nil, err
 	}
-	return &target{name: "relay", toolsURL: "ws://" + addr + "/tool", relayRouting: true}, nil
+	return &target{name: "relay", server: srv, toolsURL: "ws://" + addr + "/tool", relayRouting: true}, nil
 }
 
 // startBridgeTarget starts the bridge binary and a host peer registered with
@@ -76,7 +77,7 @@ func startBridgeTarget(ctx context.Context, procs *procSet, env *benchEnv, bin s
 	if err := startHost(ctx, procs, env, "bridge-host", "ws://"+addr+"/ws", true); err != nil {
 		return nil, fmt.Errorf("the host peer could not register with the bridge: %w", err)
 	}
-	return &target{name: "bridge", toolsURL: "ws://" + addr + "/ws"}, nil
+	return &target{name: "bridge", server: srv, toolsURL: "ws://" + addr + "/ws"}, nil
 }
 
 // startHost starts a host peer process and waits until it reports ready.
@@ -98,7 +99,7 @@ func bridgeEnv(environ []string, configDir string) []string {
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "BRIDGE_TOKEN", "BRIDGE_ADDR", "WEBSOCKET_URL", "XDG_CONFIG_HOME":
+		case "BRIDGE_TOKEN", "BRIDGE_TOKEN_FILE", "BRIDGE_ADDR", "WEBSOCKET_URL", "XDG_CONFIG_HOME":
 			continue
 		}
 		out = append(out, kv)
