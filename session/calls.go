@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type call struct {
 	app        string          // namespace
 	params     json.RawMessage
 	caller     *caller // nil for calls the bridge makes itself
+	by         *caller // for those: on whose behalf, named in meta.caller
 	out        sink
 	target     string
 	idempotent bool
@@ -228,8 +230,8 @@ func (r *Router) assign(cl *call, s *Session) {
 	cl.state.Store(callQueued)
 	s.assigned[cl.fid] = cl
 	var meta []byte
-	if cl.caller != nil {
-		meta = r.forwardMeta(cl.caller, cl)
+	if from := cmp.Or(cl.caller, cl.by); from != nil {
+		meta = r.forwardMeta(from, cl)
 	}
 	id := rpc.AppendString(nil, cl.fid)
 	frame := rpc.AppendRequest(nil, id, s.methods[cl.method], cl.params, meta)

@@ -55,18 +55,24 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 		reply(nil, rpc.Errorf(rpc.CodeInvalidParams, `invalid params: "context" must be an object, e.g. {"project":"P","folder":"/shots/sh010","task":"comp"}`))
 		return
 	}
+	meta, e := parseMeta(m.Meta)
+	if e != nil {
+		reply(nil, e)
+		return
+	}
 	if p.Target == "" {
+		// The app's context replaces what its instances were given before.
+		for key := range r.contexts {
+			if strings.HasPrefix(key, sessionKey(app, "")) {
+				delete(r.contexts, key)
+			}
+		}
 		r.contexts[app] = p.Context
 	} else {
 		r.contexts[sessionKey(app, p.Target)] = p.Context
 	}
 	r.publish(c.session, "context.changed", map[string]any{"app": app, "instance": p.Target, "context": p.Context})
 
-	meta, e := parseMeta(m.Meta)
-	if e != nil {
-		reply(nil, e)
-		return
-	}
 	full := app + ".set_context"
 	var hosts []*Session
 	for _, s := range r.offers[full] {
@@ -92,6 +98,7 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 			method:  full,
 			app:     app,
 			params:  p.Context,
+			by:      c,
 			target:  s.caller.instance,
 			timeout: msDuration(meta.TimeoutMS, r.opts.ContextTimeout),
 			started: time.Now(),

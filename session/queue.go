@@ -31,6 +31,7 @@ type outQueue struct {
 	limit   int
 	closed  bool // no more frames are taken
 	flushed bool // the writer should stop once the queue is empty
+	retired bool // the session left the registry: its call frames are not its own any more
 	wake    chan struct{}
 }
 
@@ -86,6 +87,29 @@ func (q *outQueue) take() (frames []outFrame, last bool) {
 	clear(q.spare)
 	frames, q.frames, q.spare = q.frames, q.spare[:0], q.frames
 	return frames, q.flushed
+}
+
+// claim reports whether the writer may write f, and marks a call frame's
+// call written. A call frame is written only while the session is in the
+// registry and the call has not been withdrawn: once the session has left
+// (replaced by a new connection, say), its calls may have moved to another
+// session and must not be written here too.
+func (q *outQueue) claim(f outFrame) bool {
+	if f.call == nil {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.retired && f.call.markWritten()
+}
+
+// retire makes claim refuse every call frame from now on. Called when the
+// session leaves the registry, before its calls are settled, so each call
+// is either already written here or never will be.
+func (q *outQueue) retire() {
+	q.mu.Lock()
+	q.retired = true
+	q.mu.Unlock()
 }
 
 // flush makes the writer stop once what is queued now has been written.

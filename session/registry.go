@@ -87,6 +87,7 @@ func (r *Router) unregister(s *Session) {
 		delete(r.byKey, sessionKey(s.caller.app, s.caller.instance))
 	}
 	r.setOffer(s, nil, nil)
+	s.queue.retire() // its writer may still run (a replaced session): it writes none of its calls from now on
 	code, _ := s.closeStatus()
 	r.calleeGone(s, code == websocket.StatusPolicyViolation)
 	r.callerGone(&s.caller)

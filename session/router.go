@@ -93,6 +93,9 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	s.caller.session = s
 	s.caller.inflight = map[string]*call{}
 	s.lastInbound.Store(s.connectedAt.UnixNano())
+	ctx, drop := context.WithCancel(context.Background())
+	defer drop()
+	s.drop = drop
 
 	r.mu.Lock()
 	switch {
@@ -114,7 +117,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	defer r.wg.Done()
 
 	r.log.Debug("session connected", "session", s.id, "remote", p.Remote)
-	err := s.run(context.Background())
+	err := s.run(ctx)
 	r.remove(s)
 	code, reason := s.closeStatus()
 	if code == 0 {
@@ -163,8 +166,12 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	case <-budget.C:
 	case <-ctx.Done():
 	}
+	// Drop the rest. Not conn.CloseNow: while a close handshake is under
+	// way it waits for it (up to coder/websocket's 5 s). Ending a session's
+	// context closes its connection at once (coder/websocket closes a
+	// connection whose read or write context ends).
 	for _, s := range sessions {
-		_ = s.conn.CloseNow()
+		s.drop()
 	}
 	select {
 	case <-done:
@@ -189,6 +196,13 @@ func (r *Router) handleFrame(s *Session, data []byte) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if s.gone {
+		// Replaced by a new connection of its instance: its connection is
+		// closing, and what it still sends (a stale hello would replace the
+		// live connection back) is dropped.
+		r.log.Debug("message dropped: the session has left the registry", "session", s.id)
+		return
+	}
 	for _, it := range items {
 		r.handleItem(&s.caller, it, out)
 	}

@@ -42,6 +42,7 @@ type Session struct {
 	remote      string
 	connectedAt time.Time
 	queue       *outQueue
+	drop        context.CancelFunc // ends run at once, dropping the connection
 
 	// Guarded by router.mu.
 	caller     caller
@@ -104,8 +105,8 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		}
 		frames, last := s.queue.take()
 		for _, f := range frames {
-			if f.call != nil && !f.call.markWritten() {
-				continue // withdrawn while queued
+			if !s.queue.claim(f) {
+				continue // withdrawn while queued, or moved to another session
 			}
 			wctx, cancel := context.WithTimeout(ctx, s.router.opts.WriteTimeout)
 			err := s.conn.Write(wctx, websocket.MessageText, f.data)

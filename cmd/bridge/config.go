@@ -29,7 +29,18 @@ type common struct {
 // environment (BRIDGE_ADDR, then WEBSOCKET_URL; BRIDGE_TOKEN;
 // BRIDGE_TOKEN_FILE).
 func (c *common) register(fs *flag.FlagSet) {
+	c.registerAddr(fs)
+	c.registerToken(fs)
+}
+
+// registerAddr defines only --addr, for subcommands that need no token.
+func (c *common) registerAddr(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", envAddr(), "`host:port` of the bridge (env BRIDGE_ADDR, else WEBSOCKET_URL); an empty host means 127.0.0.1")
+}
+
+// registerToken defines only the token flags (--token, --token-file), for
+// subcommands that do not talk to the bridge.
+func (c *common) registerToken(fs *flag.FlagSet) {
 	fs.StringVar(&c.token, "token", os.Getenv("BRIDGE_TOKEN"), "the bridge's `token` (env BRIDGE_TOKEN)")
 	fs.StringVar(&c.tokenFile, "token-file", os.Getenv("BRIDGE_TOKEN_FILE"), "`file` holding the token (env BRIDGE_TOKEN_FILE; default "+defaultTokenFileForHelp()+")")
 }

@@ -135,9 +135,21 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	log.Info("shutting down: closing sessions, failing calls in flight with -32006")
 	sctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 	defer cancel()
-	_ = router.Shutdown(sctx)
-	if err := srv.Shutdown(sctx); err != nil {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = router.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+	}()
+	// The budget is a promise: a connection that will not let go (a close
+	// handshake that blocks past it) does not keep the process alive.
+	select {
+	case <-done:
+	case <-sctx.Done():
 		_ = srv.Close()
+		log.Warn("shutdown budget spent: dropping the connections left")
 	}
 	log.Info("stopped")
 	return nil
