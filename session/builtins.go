@@ -3,6 +3,7 @@ package session
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	}
 	if !s.authorized {
 		if r.opts.Token == "" || subtle.ConstantTimeCompare([]byte(p.Token), []byte(r.opts.Token)) != 1 {
-			r.log.Warn("hello refused: bad or missing token", "session", s.id, "remote", s.remote, "app", p.App)
+			r.logLocked(slog.LevelWarn, "hello refused: bad or missing token", "session", s.id, "remote", s.remote, "app", p.App)
 			reply(nil, rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: bad or missing token (`bridge token` prints the bridge's token)"))
 			s.closeAfterFlush(websocket.StatusPolicyViolation, "unauthorized")
 			return
@@ -134,7 +135,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	}
 	key := sessionKey(app, p.Instance)
 	if old := r.byKey[key]; old != nil && old != s {
-		r.log.Info("session replaced by a new connection of the same instance", "app", app, "instance", p.Instance, "old", old.id, "new", s.id)
+		r.logLocked(slog.LevelInfo, "session replaced by a new connection of the same instance", "app", app, "instance", p.Instance, "old", old.id, "new", s.id)
 		old.closeAfterFlush(websocket.StatusCode(4001), "replaced")
 		r.unregister(old)
 	}
@@ -148,7 +149,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	s.kind, s.boot, s.label, s.version, s.replay = p.Kind, p.Boot, p.Label, p.Version, p.Replay
 	r.byKey[key] = s
 	r.setOffer(s, offer, methods)
-	r.log.Info("session joined", "session", s.id, "app", app, "kind", p.Kind, "instance", p.Instance,
+	r.logLocked(slog.LevelInfo, "session joined", "session", s.id, "app", app, "kind", p.Kind, "instance", p.Instance,
 		"label", p.Label, "version", p.Version, "methods", len(offer), "remote", s.remote)
 	reply(map[string]any{
 		"session":      s.id,

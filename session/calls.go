@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -202,7 +203,7 @@ func (r *Router) dispatch(cl *call) {
 	wait := cl.wait
 	cl.waitTimer = time.AfterFunc(wait, func() {
 		r.mu.Lock()
-		defer r.mu.Unlock()
+		defer r.unlock()
 		if _, ok := r.waiting[cl]; ok {
 			d := cl.errorData()
 			d["waited_ms"] = wait.Milliseconds()
@@ -259,7 +260,7 @@ func (r *Router) handleResponse(s *Session, m *rpc.Message) {
 	fid, ok := unquoteID(m.ID)
 	cl := r.calls[fid]
 	if !ok || cl == nil || cl.callee != s {
-		r.log.Debug("reply dropped: no such call in flight to this session", "session", s.id, "id", string(m.ID))
+		r.logLocked(slog.LevelDebug, "reply dropped: no such call in flight to this session", "session", s.id, "id", string(m.ID))
 		return
 	}
 	r.complete(cl)
@@ -304,7 +305,7 @@ func (r *Router) finish(cl *call, e *rpc.Error) {
 	}
 	r.complete(cl)
 	r.stats.Failed++
-	r.log.Info("call failed", "method", cl.method, "code", e.Code, "error", e.Message, "data", string(e.Data),
+	r.logLocked(slog.LevelInfo, "call failed", "method", cl.method, "code", e.Code, "error", e.Message, "data", string(e.Data),
 		"duration", time.Since(cl.started).Round(time.Millisecond))
 	cl.out.deliver(rpc.AppendError(nil, cl.id, e))
 }
@@ -322,7 +323,7 @@ func (r *Router) cancelAtCallee(cl *call) {
 // expire ends cl with -32002 when its timeout runs out.
 func (r *Router) expire(cl *call) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if _, ok := r.calls[cl.fid]; !ok {
 		return
 	}

@@ -10,7 +10,12 @@ import (
 )
 
 // healthy reports whether s may be given new calls; r.mu is held.
-func (s *Session) healthy() bool { return !s.gone && s.state() == StateConnected }
+// A session the bridge is closing (slow reader, protocol violation, bad
+// token) takes nothing new.
+func (s *Session) healthy() bool {
+	code, _ := s.closeStatus()
+	return !s.gone && code == 0 && s.state() == StateConnected
+}
 
 // state returns s's state; r.mu is held. Until the resume work lands a
 // session is connected for as long as it is registered.
@@ -72,7 +77,7 @@ func sessionKey(app, instance string) string { return app + "\x00" + instance }
 // made and those forwarded to it. Safe to call twice.
 func (r *Router) remove(s *Session) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	r.unregister(s)
 }
 
@@ -144,7 +149,7 @@ func (r *Router) info(s *Session) SessionInfo {
 // instance.
 func (r *Router) Sessions() []SessionInfo {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	return r.sessionList("")
 }
 
@@ -174,7 +179,7 @@ type Stats struct {
 // Stats returns the running totals.
 func (r *Router) Stats() Stats {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	st := r.stats
 	st.Sessions = len(r.sessions)
 	st.Uptime = time.Since(r.started).Round(time.Second).String()

@@ -41,6 +41,7 @@ type Router struct {
 	waiting  map[*call]struct{}    // calls waiting for a session that offers their method
 	contexts map[string]json.RawMessage
 	stats    Stats
+	logs     []logLine // written by unlock, after r.mu is released
 
 	wg sync.WaitGroup // sessions being served
 }
@@ -72,6 +73,31 @@ func randomPrefix() string {
 	return string(b)
 }
 
+// logLine is a log record made while r.mu is held.
+type logLine struct {
+	level slog.Level
+	msg   string
+	args  []any
+}
+
+// logLocked logs once r.mu is released, so no lock is held across the
+// logger's I/O; r.mu is held.
+func (r *Router) logLocked(level slog.Level, msg string, args ...any) {
+	if r.log.Enabled(context.Background(), level) {
+		r.logs = append(r.logs, logLine{level, msg, args})
+	}
+}
+
+// unlock releases r.mu, then writes the log lines made while it was held.
+func (r *Router) unlock() {
+	logs := r.logs
+	r.logs = nil
+	r.mu.Unlock()
+	for _, l := range logs {
+		r.log.Log(context.Background(), l.level, l.msg, l.args...)
+	}
+}
+
 // nextID returns a new id with the given kind letter; r.mu must be held.
 func (r *Router) nextID(kind string) string {
 	r.seq++
@@ -100,11 +126,11 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	r.mu.Lock()
 	switch {
 	case r.closing:
-		r.mu.Unlock()
+		r.unlock()
 		_ = conn.Close(websocket.StatusGoingAway, "the bridge is shutting down")
 		return
 	case len(r.sessions) >= r.opts.MaxSessions:
-		r.mu.Unlock()
+		r.unlock()
 		r.log.Warn("session refused: too many sessions", "remote", p.Remote, "max_sessions", r.opts.MaxSessions)
 		_ = conn.Close(websocket.StatusTryAgainLater, "too many sessions (max "+strconv.Itoa(r.opts.MaxSessions)+")")
 		return
@@ -113,7 +139,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	s.caller.label = `{"session":` + strconv.Quote(s.id) + `}`
 	r.sessions[s.id] = s
 	r.wg.Add(1)
-	r.mu.Unlock()
+	r.unlock()
 	defer r.wg.Done()
 
 	r.log.Debug("session connected", "session", s.id, "remote", p.Remote)
@@ -125,7 +151,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	}
 	r.mu.Lock()
 	app, instance := s.caller.app, s.caller.instance
-	r.mu.Unlock()
+	r.unlock()
 	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
 		"duration", time.Since(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
 }
@@ -133,7 +159,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 // Ready reports whether the router takes new sessions and calls.
 func (r *Router) Ready() bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	return !r.closing
 }
 
@@ -151,7 +177,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	for _, s := range r.sessions {
 		sessions = append(sessions, s)
 	}
-	r.mu.Unlock()
+	r.unlock()
 
 	for _, s := range sessions {
 		s.closeAfterFlush(websocket.StatusGoingAway, "the bridge is shutting down")
@@ -195,12 +221,12 @@ func (r *Router) handleFrame(s *Session, data []byte) {
 		out = b
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if s.gone {
 		// Replaced by a new connection of its instance: its connection is
 		// closing, and what it still sends (a stale hello would replace the
 		// live connection back) is dropped.
-		r.log.Debug("message dropped: the session has left the registry", "session", s.id)
+		r.logLocked(slog.LevelDebug, "message dropped: the session has left the registry", "session", s.id)
 		return
 	}
 	for _, it := range items {
@@ -230,7 +256,7 @@ func (r *Router) HandleHTTP(ctx context.Context, body []byte, remote string) []b
 	for _, it := range items {
 		r.handleItem(c, it, out)
 	}
-	r.mu.Unlock()
+	r.unlock()
 	if expected == 0 {
 		return nil
 	}
@@ -240,7 +266,7 @@ func (r *Router) HandleHTTP(ctx context.Context, body []byte, remote string) []b
 	case <-ctx.Done():
 		r.mu.Lock()
 		r.callerGone(c)
-		r.mu.Unlock()
+		r.unlock()
 		return nil
 	}
 }
@@ -269,6 +295,8 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 		return
 	}
 	switch {
+	case strings.HasPrefix(m.Method, "$/") && !m.IsNotification():
+		reply(rpc.Errorf(rpc.CodeInvalidRequest, "Invalid Request: %s must be sent as a notification (no id)", m.Method))
 	case m.Method == "$/cancelRequest":
 		r.cancelRequest(c, m)
 	case m.Method == "$/progress":
@@ -310,7 +338,7 @@ func (s *Session) push(f outFrame, class frameClass) bool {
 // slowReader closes s with 1008 because its queue is full. Its calls not yet
 // written fail with -32003 when the session is removed.
 func (r *Router) slowReader(s *Session) {
-	r.log.Warn("slow reader closed", "session", s.id, "queue_limit", r.opts.QueueLimit)
+	r.logLocked(slog.LevelWarn, "slow reader closed", "session", s.id, "queue_limit", r.opts.QueueLimit)
 	for _, f := range s.abort(websocket.StatusPolicyViolation, "slow reader: outbound queue full") {
 		if f.call != nil {
 			f.call.markWithdrawn()

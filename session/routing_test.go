@@ -1112,3 +1112,25 @@ func rtSessions(t *testing.T, p *bridgetest.Peer) []map[string]any {
 	}
 	return r.Result
 }
+
+// $/cancelRequest and $/progress are notifications; sent with an id they
+// get -32600 (alone or in a batch), so the sender is never left waiting.
+func TestRoutingDollarMethodsAsRequests(t *testing.T) {
+	b := rtStart(t, nil)
+	tool, _ := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool"})
+	tool.Send(`{"jsonrpc":"2.0","id":7,"method":"$/cancelRequest","params":{"id":5}}`)
+	rtExpectError(t, tool, "7", -32600)
+	tool.Send(`[{"jsonrpc":"2.0","id":1,"method":"$/progress","params":{"id":"x","value":1}},{"jsonrpc":"2.0","id":2,"method":"bridge.ping"}]`)
+	var batch []map[string]any
+	if err := json.Unmarshal([]byte(rtNext(t, tool)), &batch); err != nil || len(batch) != 2 {
+		t.Fatalf("want a batch reply of 2, got %v (%v)", batch, err)
+	}
+	for _, m := range batch {
+		if m["id"] == 1.0 && m["error"].(map[string]any)["code"] != -32600.0 {
+			t.Errorf("$/progress with an id: %v, want -32600", m)
+		}
+		if m["id"] == 2.0 && m["result"] == nil {
+			t.Errorf("ping in the batch: %v", m)
+		}
+	}
+}
