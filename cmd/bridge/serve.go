@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ type serveConfig struct {
 	logFormat         string
 	heartbeatInterval time.Duration
 	heartbeatTimeout  time.Duration
+	cpuProfile        string
 }
 
 func serve(args []string, stderr io.Writer) int {
@@ -43,6 +45,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.logFormat, "log-format", envOr("BRIDGE_LOG_FORMAT", "text"), "text or json (env BRIDGE_LOG_FORMAT)")
 	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 5*time.Second, "time between websocket pings")
 	fs.DurationVar(&cfg.heartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a session whose pong has not come within this is gone")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", os.Getenv("BRIDGE_CPUPROFILE"), "write a CPU profile to `file` until the bridge stops, for `go tool pprof` (env BRIDGE_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
@@ -66,6 +69,13 @@ func serve(args []string, stderr io.Writer) int {
 // closed in parallel with 1001 (3 s budget), calls in flight answered
 // -32006, all within 5 s.
 func runServer(cfg serveConfig, log *slog.Logger) error {
+	if cfg.cpuProfile != "" {
+		stop, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	addr, err := listenAddr(cfg.addr)
 	if err != nil {
 		return err
@@ -201,4 +211,18 @@ func usageExit(err error) int {
 		return exitOK
 	}
 	return exitUsage
+}
+
+// startCPUProfile profiles the process into path until the returned stop is
+// called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
