@@ -45,7 +45,7 @@ func (r *Router) builtin(c *caller, m *rpc.Message, out sink) {
 	case "register", "unregister":
 		reply(r.register(s, m.Params, name == "register"))
 	case "ping":
-		reply(map[string]any{"pong": true, "time": time.Now().UTC().Format(time.RFC3339Nano)}, nil)
+		reply(map[string]any{"pong": true, "time": r.clock.Now().UTC().Format(time.RFC3339Nano)}, nil)
 	case "sessions":
 		var p struct {
 			App string `json:"app"`
@@ -134,32 +134,42 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 		p.Instance = r.nextID("i")
 	}
 	key := sessionKey(app, p.Instance)
-	if old := r.byKey[key]; old != nil && old != s {
-		r.logLocked(slog.LevelInfo, "session replaced by a new connection of the same instance", "app", app, "instance", p.Instance, "old", old.id, "new", s.id)
-		old.closeAfterFlush(websocket.StatusCode(4001), "replaced")
-		r.unregister(old)
-	}
 	if s.helloed {
 		delete(r.byKey, sessionKey(s.caller.app, s.caller.instance))
+		r.setOffer(s, nil, nil)
 	}
+	s.boot, s.replay = p.Boot, p.Replay
+	resumed, pending, afterReply := false, 0, func() {}
+	if old := r.byKey[key]; old != nil && old != s {
+		msg := "instance back on a new connection"
+		if !old.reconnecting {
+			msg = "session replaced by a new connection of the same instance"
+		}
+		r.logLocked(slog.LevelInfo, msg, "app", app, "instance", p.Instance, "old", old.id, "new", s.id,
+			"old_state", old.state(), "same_boot", old.boot == p.Boot)
+		resumed, pending, afterReply = r.takeOver(old, s)
+	}
+	// s takes its identity and offer only now, so that nothing the old
+	// connection had is sent here before the hello result.
 	s.helloed = true
 	s.caller.app, s.caller.instance = app, p.Instance
 	s.caller.label = `{"app":` + strconv.Quote(app) + `,"instance":` + strconv.Quote(p.Instance) + `}`
 	s.answerMeta = []byte(`{"app":` + strconv.Quote(app) + `,"instance":` + strconv.Quote(p.Instance) + `,"session":` + strconv.Quote(s.id) + `}`)
-	s.kind, s.boot, s.label, s.version, s.replay = p.Kind, p.Boot, p.Label, p.Version, p.Replay
-	r.byKey[key] = s
+	s.kind, s.label, s.version = p.Kind, p.Label, p.Version
 	r.setOffer(s, offer, methods)
+	r.byKey[key] = s
 	r.logLocked(slog.LevelInfo, "session joined", "session", s.id, "app", app, "kind", p.Kind, "instance", p.Instance,
-		"label", p.Label, "version", p.Version, "methods", len(offer), "remote", s.remote)
+		"label", p.Label, "version", p.Version, "methods", len(offer), "remote", s.remote, "resumed", resumed, "pending", pending)
 	reply(map[string]any{
 		"session":      s.id,
 		"bridge":       r.opts.Version,
 		"heartbeat_ms": r.opts.HeartbeatInterval.Milliseconds(),
-		"resumed":      false,
-		"pending":      0,
+		"resumed":      resumed,
+		"pending":      pending,
 		"instance":     p.Instance,
 		"context":      r.contextFor(app, p.Instance),
 	}, nil)
+	afterReply()
 	r.publish(nil, "session.joined", r.info(s))
 	r.wakeWaiting()
 }

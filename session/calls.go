@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/dccbridge/dccbridge/retry"
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
@@ -49,8 +52,7 @@ type call struct {
 	callee     *Session
 	attempt    int
 	state      atomic.Int32
-	timer      *time.Timer // the call's timeout
-	waitTimer  *time.Timer // the wait for a session, while waiting
+	timer      retry.Timer // the call's timeout
 }
 
 // markWritten is called by the callee's writer just before writing the
@@ -167,7 +169,7 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 		idempotent: meta.Idempotent,
 		timeout:    msDuration(meta.TimeoutMS, r.opts.DefaultTimeout),
 		wait:       msDuration(meta.WaitMS, r.opts.DefaultWait),
-		started:    time.Now(),
+		started:    r.clock.Now(),
 	}
 	c.inflight[key] = cl
 	r.start(cl)
@@ -177,7 +179,7 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 func (r *Router) start(cl *call) {
 	r.calls[cl.fid] = cl
 	r.stats.Calls++
-	cl.timer = time.AfterFunc(cl.timeout, func() { r.expire(cl) })
+	cl.timer = r.clock.AfterFunc(cl.timeout, func() { r.expire(cl) })
 	r.dispatch(cl)
 }
 
@@ -199,15 +201,13 @@ func (r *Router) dispatch(cl *call) {
 		return
 	}
 	cl.state.Store(callWaiting)
-	r.waiting[cl] = struct{}{}
-	wait := cl.wait
-	cl.waitTimer = time.AfterFunc(wait, func() {
+	r.waiting.Add(cl, cl.wait, func(cl *call) {
 		r.mu.Lock()
 		defer r.unlock()
-		if _, ok := r.waiting[cl]; ok {
+		if r.waiting.Remove(cl) {
 			d := cl.errorData()
-			d["waited_ms"] = wait.Milliseconds()
-			r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "no healthy session offers %s (waited %v)", cl.method, wait).WithData(d))
+			d["waited_ms"] = cl.wait.Milliseconds()
+			r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "no healthy session offers %s (waited %v)", cl.method, cl.wait).WithData(d))
 		}
 	})
 }
@@ -215,13 +215,13 @@ func (r *Router) dispatch(cl *call) {
 // wakeWaiting dispatches the waiting calls that a session can now take;
 // r.mu is held.
 func (r *Router) wakeWaiting() {
-	for cl := range r.waiting {
-		if s := r.pick(cl.method, cl.target); s != nil {
-			delete(r.waiting, cl)
-			cl.waitTimer.Stop()
+	r.waiting.Wake(func(cl *call) bool {
+		s := r.pick(cl.method, cl.target)
+		if s != nil {
 			r.assign(cl, s)
 		}
-	}
+		return s != nil
+	})
 }
 
 // assign writes cl to s's queue; r.mu is held.
@@ -230,6 +230,7 @@ func (r *Router) assign(cl *call, s *Session) {
 	cl.attempt++
 	cl.state.Store(callQueued)
 	s.assigned[cl.fid] = cl
+	r.armBusy(s)
 	var meta []byte
 	if from := cmp.Or(cl.caller, cl.by); from != nil {
 		meta = r.forwardMeta(from, cl)
@@ -244,7 +245,7 @@ func (r *Router) assign(cl *call, s *Session) {
 func (r *Router) forwardMeta(c *caller, cl *call) []byte {
 	b := append([]byte(`{"caller":`), c.label...)
 	if cl != nil {
-		left := max(cl.timeout-time.Since(cl.started), 0)
+		left := max(cl.timeout-r.clock.Now().Sub(cl.started), 0)
 		b = append(b, `,"timeout_ms":`...)
 		b = strconv.AppendInt(b, left.Milliseconds(), 10)
 		b = append(b, `,"attempt":`...)
@@ -285,7 +286,7 @@ func unquoteID(id json.RawMessage) (string, bool) {
 // complete removes cl from every index and stops its timers; r.mu is held.
 func (r *Router) complete(cl *call) {
 	delete(r.calls, cl.fid)
-	delete(r.waiting, cl)
+	r.waiting.Remove(cl)
 	if cl.caller != nil {
 		delete(cl.caller.inflight, string(cl.id))
 	}
@@ -293,9 +294,6 @@ func (r *Router) complete(cl *call) {
 		delete(cl.callee.assigned, cl.fid)
 	}
 	cl.timer.Stop()
-	if cl.waitTimer != nil {
-		cl.waitTimer.Stop()
-	}
 }
 
 // finish ends cl with an error for its caller; r.mu is held.
@@ -306,7 +304,7 @@ func (r *Router) finish(cl *call, e *rpc.Error) {
 	r.complete(cl)
 	r.stats.Failed++
 	r.logLocked(slog.LevelInfo, "call failed", "method", cl.method, "code", e.Code, "error", e.Message, "data", string(e.Data),
-		"duration", time.Since(cl.started).Round(time.Millisecond))
+		"duration", r.clock.Now().Sub(cl.started).Round(time.Millisecond))
 	cl.out.deliver(rpc.AppendError(nil, cl.id, e))
 }
 
@@ -382,25 +380,33 @@ func (r *Router) callerGone(c *caller) {
 	}
 }
 
-// calleeGone settles the calls forwarded to s, which has left: written ones
-// fail with -32004 (they may have run), the rest go to another session or
-// wait, or fail with -32003 when s was closed as a slow reader; r.mu is held.
-func (r *Router) calleeGone(s *Session, slow bool) {
-	for _, cl := range s.assigned {
-		delete(s.assigned, cl.fid)
-		cl.callee = nil
-		if !cl.markWithdrawn() {
-			cl.callee = s
-			d := cl.errorData()
-			d["may_have_run"] = true
-			r.finish(cl, rpc.Errorf(rpc.CodeCalleeGone, "%s instance %q dropped while running %s", cl.app, s.caller.instance, cl.method).WithData(d))
-			continue
+// settleCallee settles the calls forwarded to s, whose connection is gone:
+// those never written go to another session or wait (or fail -32003 when s
+// was closed as a slow reader); written ones stay parked when park says so,
+// else fail -32004 with may_have_run, saying why. r.mu is held.
+func (r *Router) settleCallee(s *Session, park func(*call) bool, why string) {
+	code, _ := s.closeStatus()
+	slow := code == websocket.StatusPolicyViolation
+	for fid, cl := range s.assigned {
+		switch {
+		case cl.markWithdrawn():
+			if slow {
+				r.finish(cl, rpc.Errorf(rpc.CodeOverloaded, "overloaded: %s instance %q was closed as a slow reader before the call was delivered", cl.app, s.caller.instance).WithData(cl.errorData()))
+				continue
+			}
+			delete(s.assigned, fid)
+			cl.callee = nil
+			r.dispatch(cl)
+		case !park(cl):
+			r.failMayHaveRun(cl, why)
 		}
-		if slow {
-			cl.callee = s
-			r.finish(cl, rpc.Errorf(rpc.CodeOverloaded, "overloaded: %s instance %q was closed as a slow reader before the call was delivered", cl.app, s.caller.instance).WithData(cl.errorData()))
-			continue
-		}
-		r.dispatch(cl)
 	}
+}
+
+// failMayHaveRun ends a call that was written to its callee with -32004,
+// may_have_run true; r.mu is held.
+func (r *Router) failMayHaveRun(cl *call, why string) {
+	d := cl.errorData()
+	d["may_have_run"] = true
+	r.finish(cl, rpc.Errorf(rpc.CodeCalleeGone, "%s instance %q %s while running %s: it may have run", cl.app, d["instance"], why, cl.method).WithData(d))
 }

@@ -3,7 +3,6 @@ package session
 import (
 	"encoding/json"
 	"strings"
-	"time"
 
 	"github.com/dccbridge/dccbridge/rpc"
 )
@@ -101,7 +100,7 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 			by:      c,
 			target:  s.caller.instance,
 			timeout: msDuration(meta.TimeoutMS, r.opts.ContextTimeout),
-			started: time.Now(),
+			started: r.clock.Now(),
 			out: sinkFunc(func(frame []byte) {
 				items, _ := rpc.Decode(frame)
 				if msg := items[0].Msg; msg != nil && msg.Result != nil {

@@ -71,8 +71,12 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 		if s == from || !slices.ContainsFunc(s.topics, func(p string) bool { return topicMatches(p, topic) }) {
 			continue
 		}
+		if s.busy { // nothing new is written to a busy session
+			s.droppedEvents.Add(1)
+			continue
+		}
 		if frame == nil {
-			frame = eventFrame(topic, data)
+			frame = eventFrame(topic, data, r.clock.Now())
 		}
 		if s.push(outFrame{data: frame}, classEvent) {
 			delivered++
@@ -81,7 +85,7 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 	return delivered
 }
 
-func eventFrame(topic string, data any) []byte {
+func eventFrame(topic string, data any, at time.Time) []byte {
 	raw, ok := data.(json.RawMessage)
 	if !ok {
 		raw, _ = json.Marshal(data)
@@ -91,6 +95,6 @@ func eventFrame(topic string, data any) []byte {
 	}
 	params := append([]byte(`{"topic":`), rpc.AppendString(nil, topic)...)
 	params = append(append(params, `,"data":`...), raw...)
-	params = append(append(params, `,"at":`...), rpc.AppendString(nil, time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00"))...)
+	params = append(append(params, `,"at":`...), rpc.AppendString(nil, at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))...)
 	return rpc.AppendRequest(nil, nil, "bridge.event", append(params, '}'), nil)
 }

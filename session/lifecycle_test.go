@@ -524,9 +524,11 @@ func TestProtocolViolationsCloseOnlyTheirSession(t *testing.T) {
 	logs.wait(t, 5*time.Second, "session ended", "session", sid, "close_code", "1003")
 
 	routed(3)
+	// Closed sessions that said hello wait for their instance to come back
+	// (DESIGN §4): listed as reconnecting, offered nothing new.
 	for _, s := range b.Router.Sessions() {
-		if s.App == "photoshop" {
-			t.Fatalf("closed session still listed: %+v", s)
+		if s.App == "photoshop" && s.State != session.StateReconnecting {
+			t.Fatalf("closed session listed as %s, want reconnecting: %+v", s.State, s)
 		}
 	}
 }
@@ -653,8 +655,8 @@ func TestSlowReaderClosed(t *testing.T) {
 
 	logs.wait(t, 5*time.Second, "session ended", "session", sid, "close_code", "1008")
 	for _, s := range tool2.Call("s", "bridge.sessions", nil)["result"].([]any) {
-		if s.(map[string]any)["app"] == "stall" {
-			t.Fatalf("the slow reader is still listed: %v", s)
+		if s := s.(map[string]any); s["app"] == "stall" && (s["state"] != "reconnecting" || s["parked"] != 0.0) {
+			t.Fatalf("the slow reader is listed as %v with %v parked, want reconnecting with none (it does not replay)", s["state"], s["parked"])
 		}
 	}
 	otherCall()
@@ -776,7 +778,7 @@ func TestMaxSessions(t *testing.T) {
 func TestNoGoroutinesLeftAfterSessions(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	logs, logger := newLogWatch(t)
-	b := bridgetest.Start(t, &session.Options{Logger: logger}, &web.Options{Logger: logger})
+	b := bridgetest.Start(t, &session.Options{Logger: logger, ResumeWait: time.Millisecond}, &web.Options{Logger: logger})
 	host := startEchoHost(t, b.WSURL, "houdini", "h-1", "echo", "hang")
 
 	const sessions, workers = 200, 8
@@ -797,6 +799,9 @@ func TestNoGoroutinesLeftAfterSessions(t *testing.T) {
 		t.Error(err)
 	}
 	logs.waitN(t, 10*time.Second, sessions, "session ended", "app", "pipeline")
+	// Tools that dropped without a close frame wait ResumeWait (1 ms here)
+	// for their instance; after that, only the host is left.
+	logs.waitN(t, 10*time.Second, sessions, "session left", "app", "pipeline")
 	if st := b.Router.Stats(); st.Sessions != 1 {
 		t.Fatalf("sessions after all tools left: %d, want 1 (the host)", st.Sessions)
 	}
@@ -1102,6 +1107,19 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 			t.Fatalf("at %v: sessions %v, want both", time.Since(start), got)
 		}
 		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		states := func() map[string]session.State {
+			m := map[string]session.State{}
+			for _, s := range r.Sessions() {
+				m[s.Instance] = s.State
+			}
+			return m
+		}
+		if got := states(); got["ae-live"] != session.StateConnected || got["ae-silent"] != session.StateReconnecting {
+			t.Fatalf("at %v: states %v, want ae-live connected, ae-silent reconnecting", time.Since(start), got)
+		}
+		// It waits ResumeWait (default 30 s) for its instance, then leaves.
+		time.Sleep(30 * time.Second)
 		synctest.Wait()
 		if got := instances(); !slices.Equal(got, []string{"ae-live"}) {
 			t.Fatalf("at %v: sessions %v, want only ae-live", time.Since(start), got)

@@ -3,6 +3,8 @@ package session
 import (
 	"log/slog"
 	"time"
+
+	"github.com/dccbridge/dccbridge/retry"
 )
 
 // Options configure a Router. The zero value is usable: every zero field
@@ -13,6 +15,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in hello results. Default: "dev".
 	Version string
+	// Clock times timeouts, waits, busy detection and resume waits.
+	// Default: retry.RealClock.
+	Clock retry.Clock
 	// Token, when not empty, admits a session whose upgrade carried no
 	// valid token once its bridge.hello carries this token. Default: none.
 	Token string
@@ -27,6 +32,15 @@ type Options struct {
 	// CloseBudget is how long Shutdown waits for sessions to finish the
 	// close handshake before dropping them. Default 3 s.
 	CloseBudget time.Duration
+
+	// BusyAfter marks a session busy when it has calls in flight and has
+	// sent nothing for this long (its JavaScript is blocked in a long host
+	// operation); a busy session gets no new calls or events. Default 5 s.
+	BusyAfter time.Duration
+	// ResumeWait is how long the calls of a session whose connection is
+	// gone stay parked, waiting for the same app and instance to say hello
+	// again. Default 30 s.
+	ResumeWait time.Duration
 
 	// DefaultWait is how long a call waits for a healthy session that
 	// offers its method when meta.wait_ms is absent. Default 10 s.
@@ -61,9 +75,14 @@ func (o Options) withDefaults() Options {
 	def(&o.HeartbeatTimeout, 15*time.Second)
 	def(&o.WriteTimeout, 10*time.Second)
 	def(&o.CloseBudget, 3*time.Second)
+	def(&o.BusyAfter, 5*time.Second)
+	def(&o.ResumeWait, 30*time.Second)
 	def(&o.DefaultWait, 10*time.Second)
 	def(&o.DefaultTimeout, 10*time.Minute)
 	def(&o.ContextTimeout, 10*time.Second)
+	if o.Clock == nil {
+		o.Clock = retry.RealClock{}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -3,23 +3,10 @@ package session
 import (
 	"cmp"
 	"encoding/json"
+	"log/slog"
 	"slices"
 	"time"
-
-	"github.com/coder/websocket"
 )
-
-// healthy reports whether s may be given new calls; r.mu is held.
-// A session the bridge is closing (slow reader, protocol violation, bad
-// token) takes nothing new.
-func (s *Session) healthy() bool {
-	code, _ := s.closeStatus()
-	return !s.gone && code == 0 && s.state() == StateConnected
-}
-
-// state returns s's state; r.mu is held. Until the resume work lands a
-// session is connected for as long as it is registered.
-func (s *Session) state() State { return StateConnected }
 
 // pick returns the healthy session that should take a call to full: the one
 // named by target, else the one with the most recent inbound message, or
@@ -73,30 +60,28 @@ func (r *Router) setOffer(s *Session, offer []string, methods map[string]string)
 
 func sessionKey(app, instance string) string { return app + "\x00" + instance }
 
-// remove takes s out of the registry and settles its calls, both those it
-// made and those forwarded to it. Safe to call twice.
-func (r *Router) remove(s *Session) {
-	r.mu.Lock()
-	defer r.unlock()
-	r.unregister(s)
-}
-
-// unregister is remove with r.mu held.
-func (r *Router) unregister(s *Session) {
+// unregister takes s out of the registry for good and settles its calls:
+// those it made are cancelled at their hosts, and those forwarded to it and
+// written fail -32004 saying why (e.g. "dropped"); r.mu is held. Safe to
+// call twice.
+func (r *Router) unregister(s *Session, why string) {
 	if s.gone {
 		return
 	}
-	s.gone = true
+	s.gone, s.reconnecting, s.busy = true, false, false
+	stopTimer(&s.busyTimer)
+	stopTimer(&s.resumeTimer)
 	delete(r.sessions, s.id)
 	if s.helloed && r.byKey[sessionKey(s.caller.app, s.caller.instance)] == s {
 		delete(r.byKey, sessionKey(s.caller.app, s.caller.instance))
 	}
 	r.setOffer(s, nil, nil)
-	s.queue.retire() // its writer may still run (a replaced session): it writes none of its calls from now on
-	code, _ := s.closeStatus()
-	r.calleeGone(s, code == websocket.StatusPolicyViolation)
+	s.queue.retire() // its writer may still run: it writes none of its calls from now on
+	r.settleCallee(s, func(*call) bool { return false }, why)
 	r.callerGone(&s.caller)
+	s.held = nil
 	if s.helloed {
+		r.logLocked(slog.LevelInfo, "session left", "session", s.id, "app", s.caller.app, "instance", s.caller.instance, "why", why)
 		r.publish(nil, "session.left", r.info(s))
 	}
 }
@@ -125,6 +110,10 @@ type SessionInfo struct {
 // info describes s; r.mu is held.
 func (r *Router) info(s *Session) SessionInfo {
 	rtt := float64(s.rtt.Load()) / float64(time.Millisecond)
+	parked := 0
+	if s.reconnecting {
+		parked = len(s.assigned)
+	}
 	return SessionInfo{
 		Session:       s.id,
 		App:           s.caller.app,
@@ -139,7 +128,8 @@ func (r *Router) info(s *Session) SessionInfo {
 		ConnectedAt:   s.connectedAt.UTC(),
 		LastSeen:      time.Unix(0, s.lastInbound.Load()).UTC(),
 		RTTMS:         float64(int64(rtt*1000)) / 1000,
-		InFlight:      len(s.assigned),
+		InFlight:      len(s.assigned) - parked,
+		Parked:        parked,
 		DroppedEvents: s.droppedEvents.Load(),
 		Context:       r.contextFor(s.caller.app, s.caller.instance),
 	}
@@ -182,6 +172,6 @@ func (r *Router) Stats() Stats {
 	defer r.unlock()
 	st := r.stats
 	st.Sessions = len(r.sessions)
-	st.Uptime = time.Since(r.started).Round(time.Second).String()
+	st.Uptime = r.clock.Now().Sub(r.started).Round(time.Second).String()
 	return st
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/dccbridge/dccbridge/retry"
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
@@ -28,17 +29,18 @@ import (
 type Router struct {
 	opts    Options
 	log     *slog.Logger
+	clock   retry.Clock
 	prefix  string // random per Router, so forwarded ids are never reused across restarts
 	started time.Time
 
 	mu       sync.Mutex
 	seq      uint64
 	closing  bool
-	sessions map[string]*Session   // by session id
-	byKey    map[string]*Session   // by app + "\x00" + instance, after hello
-	offers   map[string][]*Session // full method name → sessions offering it
-	calls    map[string]*call      // by forwarded id
-	waiting  map[*call]struct{}    // calls waiting for a session that offers their method
+	sessions map[string]*Session    // by session id
+	byKey    map[string]*Session    // by app + "\x00" + instance, after hello
+	offers   map[string][]*Session  // full method name → sessions offering it
+	calls    map[string]*call       // by forwarded id
+	waiting  *retry.Waitlist[*call] // calls waiting for a session that offers their method
 	contexts map[string]json.RawMessage
 	stats    Stats
 	logs     []logLine // written by unlock, after r.mu is released
@@ -52,13 +54,14 @@ func New(opts Options) *Router {
 	return &Router{
 		opts:     opts,
 		log:      opts.Logger,
+		clock:    opts.Clock,
 		prefix:   randomPrefix(),
-		started:  time.Now(),
+		started:  opts.Clock.Now(),
 		sessions: map[string]*Session{},
 		byKey:    map[string]*Session{},
 		offers:   map[string][]*Session{},
 		calls:    map[string]*call{},
-		waiting:  map[*call]struct{}{},
+		waiting:  retry.NewWaitlist[*call](opts.Clock),
 		contexts: map[string]json.RawMessage{},
 	}
 }
@@ -111,7 +114,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 		router:      r,
 		conn:        conn,
 		remote:      p.Remote,
-		connectedAt: time.Now(),
+		connectedAt: r.clock.Now(),
 		queue:       newOutQueue(r.opts.QueueLimit),
 		authorized:  p.Authorized,
 		assigned:    map[string]*call{},
@@ -144,7 +147,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 
 	r.log.Debug("session connected", "session", s.id, "remote", p.Remote)
 	err := s.run(ctx)
-	r.remove(s)
+	r.connectionEnded(s)
 	code, reason := s.closeStatus()
 	if code == 0 {
 		_ = conn.CloseNow()
@@ -153,7 +156,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	app, instance := s.caller.app, s.caller.instance
 	r.unlock()
 	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
-		"duration", time.Since(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
+		"duration", r.clock.Now().Sub(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
 }
 
 // Ready reports whether the router takes new sessions and calls.
@@ -229,6 +232,7 @@ func (r *Router) handleFrame(s *Session, data []byte) {
 		r.logLocked(slog.LevelDebug, "message dropped: the session has left the registry", "session", s.id)
 		return
 	}
+	r.heardFrom(s)
 	for _, it := range items {
 		r.handleItem(&s.caller, it, out)
 	}
@@ -313,7 +317,20 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 // sessionSink delivers a reply to a session's queue.
 type sessionSink struct{ s *Session }
 
-func (k sessionSink) deliver(frame []byte) { k.s.send(frame) }
+func (k sessionSink) deliver(frame []byte) { k.s.reply(frame) }
+
+// reply sends a reply owed to s as a caller: to the session that resumed
+// it, held while it reconnects, else queued; r.mu is held.
+func (s *Session) reply(frame []byte) {
+	for s.resumedBy != nil {
+		s = s.resumedBy
+	}
+	if s.reconnecting {
+		s.held = append(s.held, frame)
+		return
+	}
+	s.send(frame)
+}
 
 // send queues a reply or control frame for s; a full queue makes s a slow
 // reader, which is closed with 1008.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/dccbridge/dccbridge/retry"
 )
 
 // State is what a session can do right now.
@@ -56,10 +58,19 @@ type Session struct {
 	offer      []string          // full names, in the order offered
 	methods    map[string]string // full name → name as offered
 	topics     []string
-	assigned   map[string]*call // calls forwarded to this session, by forwarded id
+	assigned   map[string]*call // calls forwarded to this session (parked while reconnecting), by forwarded id
 	answerMeta []byte           // the meta a reply from this session carries
 	gone       bool             // removed from the registry
+	busy       bool             // calls in flight and silent for BusyAfter
+	busyTimer  retry.Timer      // armed while calls are in flight and the session is not busy
+	// reconnecting: the connection is gone and the session waits up to
+	// ResumeWait for its app and instance to say hello again.
+	reconnecting bool
+	resumeTimer  retry.Timer
+	held         [][]byte // replies for this replay caller, held while it reconnects
+	resumedBy    *Session // the session that took over after a resume
 
+	peerClose     atomic.Int32 // the close code the peer sent, if any
 	lastInbound   atomic.Int64 // unix nanoseconds
 	rtt           atomic.Int64 // nanoseconds
 	droppedEvents atomic.Int64
@@ -85,9 +96,10 @@ func (s *Session) readLoop(ctx context.Context) error {
 	for {
 		typ, data, err := s.conn.Read(ctx)
 		if err != nil {
+			s.peerClose.Store(int32(websocket.CloseStatus(err)))
 			return fmt.Errorf("read: %w", err)
 		}
-		s.lastInbound.Store(time.Now().UnixNano())
+		s.lastInbound.Store(s.router.clock.Now().UnixNano())
 		if typ != websocket.MessageText {
 			s.closeAfterFlush(websocket.StatusUnsupportedData, "binary messages are not accepted: send JSON-RPC as text")
 			continue
