@@ -1,43 +1,63 @@
 package retry
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Waitlist holds items until their owner takes them (Wake, when a registry
 // event may have satisfied them) or their wait runs out (expire is called).
 // Nothing polls: items leave on events or on their own timer.
 //
-// A Waitlist is not safe for concurrent use: its owner guards it with its
-// own lock. expire runs in a timer goroutine, so it must take that lock and
-// then call Remove, which reports whether the item was still waiting (it may
-// have been taken in the meantime).
+// The owner guards the Waitlist with its own lock, given to NewWaitlist:
+// every method must be called with it held. When a wait runs out, the
+// Waitlist takes that lock, and only if the item is still held by that very
+// wait (not taken, removed or added again since) removes it and calls
+// expire, with the lock held.
 type Waitlist[T comparable] struct {
 	clock Clock
-	items map[T]Timer
+	mu    sync.Locker
+	gen   uint64
+	items map[T]waiting
 }
 
-// NewWaitlist returns an empty Waitlist timed by clock (nil: RealClock).
-func NewWaitlist[T comparable](clock Clock) *Waitlist[T] {
+// waiting is one held item: its timer, and which Add made it.
+type waiting struct {
+	timer Timer
+	gen   uint64
+}
+
+// NewWaitlist returns an empty Waitlist timed by clock (nil: RealClock) and
+// guarded by mu.
+func NewWaitlist[T comparable](clock Clock, mu sync.Locker) *Waitlist[T] {
 	if clock == nil {
 		clock = RealClock{}
 	}
-	return &Waitlist[T]{clock: clock, items: map[T]Timer{}}
+	return &Waitlist[T]{clock: clock, mu: mu, items: map[T]waiting{}}
 }
 
-// Add holds item for at most wait; expire(item) is called when it runs out.
-// Adding an item already held restarts its wait.
+// Add holds item for at most wait; expire(item) is called, with the lock
+// held, when it runs out. Adding an item already held restarts its wait.
 func (w *Waitlist[T]) Add(item T, wait time.Duration, expire func(T)) {
-	if t, ok := w.items[item]; ok {
-		t.Stop()
-	}
-	w.items[item] = w.clock.AfterFunc(wait, func() { expire(item) })
+	w.Remove(item)
+	w.gen++
+	gen := w.gen
+	w.items[item] = waiting{gen: gen, timer: w.clock.AfterFunc(wait, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if h, ok := w.items[item]; ok && h.gen == gen {
+			delete(w.items, item)
+			expire(item)
+		}
+	})}
 }
 
 // Remove takes item off the list and stops its timer; it reports whether
 // the item was held.
 func (w *Waitlist[T]) Remove(item T) bool {
-	t, ok := w.items[item]
+	h, ok := w.items[item]
 	if ok {
-		t.Stop()
+		h.timer.Stop()
 		delete(w.items, item)
 	}
 	return ok
@@ -55,9 +75,9 @@ func (w *Waitlist[T]) Len() int { return len(w.items) }
 // Wake offers every held item to take; those it accepts leave the list.
 // take must not call the Waitlist's methods.
 func (w *Waitlist[T]) Wake(take func(T) bool) {
-	for item, t := range w.items {
+	for item, h := range w.items {
 		if take(item) {
-			t.Stop()
+			h.timer.Stop()
 			delete(w.items, item)
 		}
 	}

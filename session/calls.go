@@ -202,13 +202,9 @@ func (r *Router) dispatch(cl *call) {
 	}
 	cl.state.Store(callWaiting)
 	r.waiting.Add(cl, cl.wait, func(cl *call) {
-		r.mu.Lock()
-		defer r.unlock()
-		if r.waiting.Remove(cl) {
-			d := cl.errorData()
-			d["waited_ms"] = cl.wait.Milliseconds()
-			r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "no healthy session offers %s (waited %v)", cl.method, cl.wait).WithData(d))
-		}
+		d := cl.errorData()
+		d["waited_ms"] = cl.wait.Milliseconds()
+		r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "no healthy session offers %s (waited %v)", cl.method, cl.wait).WithData(d))
 	})
 }
 

@@ -51,7 +51,7 @@ type Router struct {
 // New returns a Router with opts (zero fields take their defaults).
 func New(opts Options) *Router {
 	opts = opts.withDefaults()
-	return &Router{
+	r := &Router{
 		opts:     opts,
 		log:      opts.Logger,
 		clock:    opts.Clock,
@@ -61,10 +61,18 @@ func New(opts Options) *Router {
 		byKey:    map[string]*Session{},
 		offers:   map[string][]*Session{},
 		calls:    map[string]*call{},
-		waiting:  retry.NewWaitlist[*call](opts.Clock),
 		contexts: map[string]json.RawMessage{},
 	}
+	r.waiting = retry.NewWaitlist[*call](opts.Clock, routerLock{r})
+	return r
 }
+
+// routerLock is r.mu as a sync.Locker whose Unlock also writes the log
+// lines made under it.
+type routerLock struct{ r *Router }
+
+func (l routerLock) Lock()   { l.r.mu.Lock() }
+func (l routerLock) Unlock() { l.r.unlock() }
 
 func randomPrefix() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"

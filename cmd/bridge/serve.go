@@ -31,6 +31,8 @@ type serveConfig struct {
 	heartbeatInterval time.Duration
 	heartbeatTimeout  time.Duration
 	cpuProfile        string
+	busyAfter         time.Duration
+	resumeWait        time.Duration
 }
 
 func serve(args []string, stderr io.Writer) int {
@@ -45,6 +47,8 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.logFormat, "log-format", envOr("BRIDGE_LOG_FORMAT", "text"), "text or json (env BRIDGE_LOG_FORMAT)")
 	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 5*time.Second, "time between websocket pings")
 	fs.DurationVar(&cfg.heartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a session whose pong has not come within this is gone")
+	fs.DurationVar(&cfg.busyAfter, "busy-after", envDuration("BRIDGE_BUSY_AFTER", 5*time.Second), "a session with calls in flight that sends nothing for this long is busy: no new calls or events go to it (env BRIDGE_BUSY_AFTER)")
+	fs.DurationVar(&cfg.resumeWait, "resume-wait", envDuration("BRIDGE_RESUME_WAIT", 30*time.Second), "how long a dropped session's calls stay parked waiting for its instance to come back (env BRIDGE_RESUME_WAIT)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", os.Getenv("BRIDGE_CPUPROFILE"), "write a CPU profile to `file` until the bridge stops, for `go tool pprof` (env BRIDGE_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
@@ -105,6 +109,8 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		Token:             token,
 		HeartbeatInterval: cfg.heartbeatInterval,
 		HeartbeatTimeout:  cfg.heartbeatTimeout,
+		BusyAfter:         cfg.busyAfter,
+		ResumeWait:        cfg.resumeWait,
 		MaxSessions:       cfg.maxSessions,
 	})
 	handler := web.New(web.Options{
@@ -193,6 +199,13 @@ func splitList(s string) []string {
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
 	}
 	return def
 }
