@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,21 +160,7 @@ func TestRelayOnlyEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the harness")
 	}
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "bridgebench")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	build := []string{"build", "-o", bin}
-	if raceEnabled() {
-		build = append(build, "-race")
-	}
-	if out, err := exec.CommandContext(t.Context(), goCmd, append(build, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHarness(t)
 
 	cmd := exec.CommandContext(t.Context(), bin, "-only", "relay", "-calls", "200", "-callers", "2",
 		"-warmup", "200ms", "-max-duration", "30s", "-json")
@@ -207,6 +194,9 @@ func TestRelayOnlyEndToEnd(t *testing.T) {
 	}
 	if rep.Ratios != nil {
 		t.Errorf("ratios reported without a bridge run: %+v", rep.Ratios)
+	}
+	if rep.Resume != nil {
+		t.Errorf("resume scenario reported without a bridge run: %+v", rep.Resume)
 	}
 	if strings.Contains(stderr.String(), "DATA RACE") {
 		t.Errorf("a subprocess reported a data race:\n%s", &stderr)
@@ -242,6 +232,179 @@ func TestTableOutput(t *testing.T) {
 			t.Errorf("trailing space in %q", line)
 		}
 	}
+}
+
+// TestResumeEndToEnd builds the harness (with -race when the test runs
+// with it), lets it build the bridge, and runs the resume scenario with a
+// few cycles: bridge, and the resume process with its host, tool and
+// observer connections, in their own processes.
+func TestResumeEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the harness and the bridge and runs them")
+	}
+	bin := buildHarness(t)
+
+	const cycles = 5
+	cmd := exec.CommandContext(t.Context(), bin, "-only", "bridge", "-calls", "50", "-callers", "1",
+		"-warmup", "0", "-max-duration", "30s", "-resume-cycles", strconv.Itoa(cycles), "-json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bridgebench: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not a JSON report: %v\n%s", err, &stdout)
+	}
+	r := rep.Resume
+	if r == nil {
+		t.Fatalf("no resume result:\n%s", &stdout)
+	}
+	if r.Target != "bridge" || r.Failure != "" || r.Lost != 0 || r.Duplicated != 0 {
+		t.Errorf("resume: target %q, failure %q, %d lost, %d duplicated; want bridge and none", r.Target, r.Failure, r.Lost, r.Duplicated)
+	}
+	if r.Cycles != cycles || r.CyclesRequested != cycles {
+		t.Errorf("resume: %d of %d cycles, want %d of %d", r.Cycles, r.CyclesRequested, cycles, cycles)
+	}
+	if r.MinUs <= 0 || r.P50us < r.MinUs || r.P99us < r.P50us || r.MaxUs < r.P99us {
+		t.Errorf("resume latencies out of order: min %.1fµs, p50 %.1fµs, p99 %.1fµs, max %.1fµs", r.MinUs, r.P50us, r.P99us, r.MaxUs)
+	}
+	if r.P50TargetUs != 5000 || r.P50TargetMet != (r.P50us <= 5000) {
+		t.Errorf("resume target: %.0fµs, met %v, with p50 %.1fµs", r.P50TargetUs, r.P50TargetMet, r.P50us)
+	}
+	if len(rep.Results) != 1 || !rep.Results[0].ok() {
+		t.Errorf("want one complete 1-caller bridge result, got %+v", rep.Results)
+	}
+	if strings.Contains(stderr.String(), "DATA RACE") {
+		t.Errorf("a subprocess reported a data race:\n%s", &stderr)
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	names := func(cfg benchConfig) []string {
+		var out []string
+		for _, sc := range scenarios(cfg) {
+			out = append(out, sc.name)
+		}
+		return out
+	}
+	base := benchConfig{Callers: 32, ResumeCycles: 100}
+	for _, tt := range []struct {
+		edit func(*benchConfig)
+		want []string
+	}{
+		{func(*benchConfig) {}, []string{"1 caller", "32 callers", "resume"}},
+		{func(c *benchConfig) { c.Only = "bridge" }, []string{"1 caller", "32 callers", "resume"}},
+		{func(c *benchConfig) { c.Only = "relay" }, []string{"1 caller", "32 callers"}},
+		{func(c *benchConfig) { c.ResumeCycles = 0 }, []string{"1 caller", "32 callers"}},
+		{func(c *benchConfig) { c.Callers = 1 }, []string{"1 caller", "resume"}},
+	} {
+		cfg := base
+		tt.edit(&cfg)
+		if got := names(cfg); !slices.Equal(got, tt.want) {
+			t.Errorf("scenarios(%+v) = %q, want %q", cfg, got, tt.want)
+		}
+	}
+	resume := scenarios(base)[2]
+	if resume.kind != resumeScenario || resume.cycles != 100 {
+		t.Errorf("resume scenario = %+v", resume)
+	}
+	if resume.runsOn(&target{name: "relay"}) || !resume.runsOn(&target{name: "bridge"}) {
+		t.Error("the resume scenario must run on the bridge only")
+	}
+	if load := scenarios(base)[0]; !load.runsOn(&target{name: "relay"}) || !load.runsOn(&target{name: "bridge"}) {
+		t.Error("load scenarios must run on every target")
+	}
+}
+
+func TestObjectMember(t *testing.T) {
+	obj := []byte(` {"caller":{"app":"x","attempt":9},"timeout_ms":599812, "attempt" : 2 ,"s":"a\"b"} `)
+	for name, want := range map[string]string{
+		"attempt":    "2",
+		"timeout_ms": "599812",
+		"caller":     `{"app":"x","attempt":9}`,
+		"s":          `"a\"b"`,
+		"app":        "", // nested members are not found
+		"missing":    "",
+	} {
+		if got := string(objectMember(obj, name)); got != want {
+			t.Errorf("objectMember(…, %q) = %q, want %q", name, got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"attempt"`, `{"attempt":}`, `{"a":1 "attempt":2}`, `null`} {
+		if got := objectMember([]byte(bad), "attempt"); got != nil {
+			t.Errorf("objectMember(%q) = %q, want nil", bad, got)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { objectMember(obj, "attempt") }); n != 0 {
+		t.Errorf("objectMember allocates %v times per call, want 0", n)
+	}
+}
+
+func TestResumeTableOutput(t *testing.T) {
+	rep := &report{Resume: &resumeResult{Target: "bridge", Cycles: 100, CyclesRequested: 100,
+		P50us: 210, P99us: 1500, MinUs: 120, MaxUs: 2100, P50TargetUs: 5000, P50TargetMet: true}}
+	var buf bytes.Buffer
+	if err := rep.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"resume latency (hello sent → re-sent call received)",
+		"target  cycles  p50      p99     min      max     lost  duplicated  notes",
+		"bridge  100     210.0µs  1.50ms  120.0µs  2.10ms  0     0",
+		"resume: p50 = 210.0µs over 100 drops (target ≤ 5.00ms, met)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if !rep.ok() {
+		t.Error("report with a clean resume result is not ok")
+	}
+
+	rep.Resume = &resumeResult{Target: "bridge", Cycles: 3, CyclesRequested: 100, Lost: 1, P50us: 200, P99us: 300, MinUs: 100, MaxUs: 300,
+		P50TargetUs: 5000, Failure: "cycle 4: host: waiting for the re-sent call: timeout\nmore"}
+	buf.Reset()
+	if err := rep.writeTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out = buf.String()
+	for _, want := range []string{"  1     0           FAILED: cycle 4: host: waiting for the re-sent call: timeout\n",
+		"resume: p50 n/a (target ≤ 5.00ms): the run lost, duplicated or failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if rep.ok() {
+		t.Error("report with a lost call is ok")
+	}
+	for line := range strings.Lines(out) {
+		if strings.HasSuffix(strings.TrimSuffix(line, "\n"), " ") {
+			t.Errorf("trailing space in %q", line)
+		}
+	}
+}
+
+// buildHarness builds this command into a temporary directory, with -race
+// when the test binary has it, and returns the binary's path.
+func buildHarness(t *testing.T) string {
+	t.Helper()
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "bridgebench")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	build := []string{"build", "-o", bin}
+	if raceEnabled() {
+		build = append(build, "-race")
+	}
+	if out, err := exec.CommandContext(t.Context(), goCmd, append(build, ".")...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // raceEnabled reports whether this test binary was built with -race.

@@ -161,3 +161,42 @@ func skipValue(b []byte, i int) (int, bool) {
 		return i, i > start
 	}
 }
+
+// objectMember returns the raw bytes of the value of member name in the
+// JSON object obj (quotes included for a string), or nil when obj is not
+// an object or has no such member. Like parseEnvelope it compares names
+// raw, scans nested values only to find their end, and does not allocate;
+// the result aliases obj. The resume scenario uses it to look one level
+// into meta, a hello result and an event's data.
+func objectMember(obj []byte, name string) []byte {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil
+	}
+	i = skipSpace(obj, i+1)
+	for i < len(obj) && obj[i] == '"' {
+		keyEnd, ok := skipString(obj, i)
+		if !ok {
+			return nil
+		}
+		key := obj[i+1 : keyEnd-1]
+		i = skipSpace(obj, keyEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return nil
+		}
+		start := skipSpace(obj, i+1)
+		end, ok := skipValue(obj, start)
+		if !ok {
+			return nil
+		}
+		if string(key) == name {
+			return obj[start:end:end]
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ',' {
+			return nil
+		}
+		i = skipSpace(obj, i+1)
+	}
+	return nil
+}

@@ -9,21 +9,26 @@
 // library. The server (relay or bridge), the host peer and the tool peers
 // each run in their own process: the harness starts the bridge binary it
 // builds from ./cmd/bridge and re-executes itself for the rest through
-// hidden subcommands (relay, host, tools). Each scenario — 1 sequential
-// caller, then N concurrent callers each with its own connection — runs
-// against every target in turn and is bounded by a call count and a time
-// limit, after a short warm-up.
+// hidden subcommands (relay, host, tools, resume). Each load scenario — 1
+// sequential caller, then N concurrent callers each with its own
+// connection — runs against every target in turn and is bounded by a call
+// count and a time limit, after a short warm-up. Then the resume scenario
+// runs against the bridge alone (the relay keeps no sessions): a host
+// whose connection drops with a call written to it comes back with the
+// same instance and boot, and the harness times, at the host, the bridge
+// re-sending the call (see resume.go).
 //
 // Usage:
 //
 //	go run ./cmd/bridgebench [-only relay|bridge] [-callers 32] [-calls N]
-//	    [-max-duration 20s] [-warmup 1s] [-payload 200] [-json]
-//	    [-bridge-bin path | -bridge-pkg import/path] [-v]
+//	    [-max-duration 20s] [-warmup 1s] [-payload 200] [-resume-cycles 100]
+//	    [-json] [-bridge-bin path | -bridge-pkg import/path] [-v]
 //
-// It prints calls/s, p50 and p99 for each scenario and target, and the
-// bridge/relay ratios the design sets targets for. It exits 1 when the
-// bridge cannot be built or started, or when any run failed or got a bad
-// reply.
+// It prints calls/s, p50 and p99 for each load scenario and target, the
+// bridge/relay ratios the design sets targets for, and the resume
+// latency's p50, p99, min and max against its target. It exits 1 when the
+// bridge cannot be built or started, or when any run failed, got a bad
+// reply, or lost or duplicated a call.
 package main
 
 import (
@@ -55,7 +60,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case "relay", "host", "tools":
+		case "relay", "host", "tools", "resume":
 			return runSubcommand(args[0], args[1:], stdout, stderr)
 		}
 	}
@@ -70,6 +75,7 @@ type benchConfig struct {
 	MaxDuration  time.Duration // time bound of each measured phase
 	Warmup       time.Duration // time bound of each warm-up; 0 skips it
 	Payload      int           // bytes of params per call
+	ResumeCycles int           // drop/resume cycles of the resume scenario; 0 skips it
 	JSON         bool
 	BridgePkg    string
 	BridgeBin    string
@@ -89,6 +95,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", 20*time.Second, "time bound of each measured scenario; it stops at -calls or this, whichever comes first")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "time bound of the warm-up before each scenario (10% of -calls); 0 skips it")
 	fs.IntVar(&cfg.Payload, "payload", 200, "size in bytes of each call's params object")
+	fs.IntVar(&cfg.ResumeCycles, "resume-cycles", 100, "drop/resume cycles of the resume-latency scenario (bridge only), bounded by -max-duration too; 0 skips it")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&cfg.BridgePkg, "bridge-pkg", "github.com/dccbridge/dccbridge/cmd/bridge", "package to build the bridge from (run inside the module)")
 	fs.StringVar(&cfg.BridgeBin, "bridge-bin", "", "use this bridge binary instead of building -bridge-pkg")
@@ -113,15 +120,34 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return cfg, errors.New("-warmup must not be negative")
 	case cfg.Payload < 12:
 		return cfg, errors.New("-payload must be at least 12 bytes")
+	case cfg.ResumeCycles < 0:
+		return cfg, errors.New("-resume-cycles must not be negative")
 	}
 	return cfg, nil
 }
 
-// scenario is one load shape, run against every target.
+// scenarioKind tells the two kinds of scenario apart.
+type scenarioKind int
+
+const (
+	loadScenario   scenarioKind = iota // callers calling an echo host, against every target
+	resumeScenario                     // drop/resume cycles, against the bridge only (resume.go)
+)
+
+// scenario is one thing measured: a load shape, or the resume cycles.
 type scenario struct {
 	name    string
-	callers int
-	calls   int // measured calls, all callers together
+	kind    scenarioKind
+	callers int // load: connections
+	calls   int // load: measured calls, all callers together
+	cycles  int // resume: drop/resume cycles
+}
+
+// runsOn reports whether sc is measured against t: load scenarios run on
+// every target, the resume scenario on the bridge alone (the relay keeps
+// no sessions to resume).
+func (sc scenario) runsOn(t *target) bool {
+	return sc.kind == loadScenario || t.name == "bridge"
 }
 
 // scenarios returns the load shapes cfg asks for, in the order they run.
@@ -140,12 +166,12 @@ func scenarios(cfg benchConfig) []scenario {
 			calls:   calls(defaultCallsConcurrent),
 		})
 	}
-	// Resume latency (DESIGN §6) goes here, added by a later issue: measured
-	// at the panel, from sending bridge.hello after a drop to receiving the
-	// re-sent call. It applies to the bridge only (the relay keeps no
-	// sessions) and needs a host peer that drops and reconnects mid-call, so
-	// it will be its own kind of scenario, not another callers/calls pair,
-	// with its own rows in the report.
+	// Resume latency (DESIGN §6), measured at the panel: from sending
+	// bridge.hello after a drop to receiving the re-sent call. The bridge
+	// only; it has its own block in the report.
+	if cfg.ResumeCycles > 0 && cfg.Only != "relay" {
+		list = append(list, scenario{name: "resume", kind: resumeScenario, cycles: cfg.ResumeCycles})
+	}
 	return list
 }
 
@@ -254,6 +280,21 @@ func bench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*report, err
 	rep := newReport(cfg)
 	for _, sc := range scenarios(cfg) {
 		for _, t := range targets {
+			if !sc.runsOn(t) {
+				continue
+			}
+			if sc.kind == resumeScenario {
+				log.Info("running", "scenario", sc.name, "target", t.name, "cycles", sc.cycles, "max_duration", cfg.MaxDuration)
+				r := runResumeScenario(ctx, procs, env, t, sc)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if r.Failure != "" {
+					log.Error("scenario failed", "scenario", sc.name, "target", t.name, "err", r.Failure)
+				}
+				rep.Resume = &r
+				continue
+			}
 			log.Info("running", "scenario", sc.name, "target", t.name, "calls", sc.calls, "max_duration", cfg.MaxDuration)
 			r := runScenario(ctx, procs, env, t, sc)
 			if ctx.Err() != nil {
@@ -305,7 +346,7 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 	case <-ctx.Done():
 		return r
 	}
-	if err := decodeToolsOutput(c.out.Bytes(), &r); err != nil {
+	if err := decodeChildOutput(c.name, c.out.Bytes(), &r); err != nil {
 		r.Failure = err.Error()
 		if c.err != nil {
 			r.Failure = c.exitError().Error()
@@ -319,5 +360,53 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 	default:
 	}
 	r.Scenario, r.Target = sc.name, t.name
+	return r
+}
+
+// runResumeScenario runs the resume process against t (the bridge) and
+// returns its result; a failure is reported in the result, not as an
+// error.
+func runResumeScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, sc scenario) resumeResult {
+	cfg := env.cfg
+	r := resumeResult{Target: t.name, CyclesRequested: sc.cycles}
+	args := append([]string{"resume",
+		"-url", t.toolsURL,
+		"-cycles", strconv.Itoa(sc.cycles),
+		"-max-duration", cfg.MaxDuration.String(),
+		"-payload", strconv.Itoa(cfg.Payload),
+	}, env.childFlags()...)
+	c, err := procs.start(childSpec{Name: "resume-" + t.name, Path: env.self, Args: args, Lifeline: true}, env.stderr)
+	if err != nil {
+		r.Failure = err.Error()
+		return r
+	}
+	defer c.stop(stopGrace)
+
+	// Dialing, the cycles, the last cycle's and the final check's waits.
+	limit := cfg.ReadyTimeout + cfg.MaxDuration + 2*resumeStepTimeout + 10*time.Second
+	select {
+	case <-c.done:
+	case <-time.After(limit):
+		r.Failure = fmt.Sprintf("resume process still running after %v; killed", limit)
+		return r
+	case <-ctx.Done():
+		return r
+	}
+	if err := decodeChildOutput(c.name, c.out.Bytes(), &r); err != nil {
+		r.Failure = err.Error()
+		if c.err != nil {
+			r.Failure = c.exitError().Error()
+		}
+	} else if c.err != nil && r.Failure == "" {
+		r.Failure = c.exitError().Error()
+	}
+	select {
+	case <-t.server.done:
+		r.Failure = fmt.Sprintf("%v (during or before this scenario); resume: %s", t.server.exitError(), r.Failure)
+	default:
+	}
+	r.Target = t.name
+	r.P50TargetUs = micros(resumeP50Target)
+	r.P50TargetMet = r.ok() && r.P50us <= r.P50TargetUs
 	return r
 }

@@ -67,7 +67,7 @@ func runHost(ctx context.Context, cfg hostConfig, ready func()) error {
 
 	var in bytes.Buffer
 	if cfg.Hello {
-		if err := hello(ctx, c, &in); err != nil {
+		if _, err := hello(ctx, c, &in, []byte(helloRequest)); err != nil {
 			return err
 		}
 	}
@@ -99,24 +99,37 @@ func runHost(ctx context.Context, cfg hostConfig, ready func()) error {
 	}
 }
 
-// hello sends bridge.hello and waits for its result.
-func hello(ctx context.Context, c *websocket.Conn, in *bytes.Buffer) error {
-	if err := c.Write(ctx, websocket.MessageText, []byte(helloRequest)); err != nil {
-		return fmt.Errorf("host: send bridge.hello: %w", err)
+// hello sends the bridge.hello request req and waits for its result, which
+// it returns; the result aliases in and is valid until in's next use.
+func hello(ctx context.Context, c *websocket.Conn, in *bytes.Buffer, req []byte) ([]byte, error) {
+	res, err := request(ctx, c, in, req)
+	if err != nil {
+		return nil, fmt.Errorf("host: bridge.hello: %w", err)
+	}
+	return res, nil
+}
+
+// request sends req, a request whose id is the number 1, and reads until
+// the response with that id arrives, skipping anything else. It returns the
+// result, which aliases in and is valid until in's next use; an error reply
+// is an error.
+func request(ctx context.Context, c *websocket.Conn, in *bytes.Buffer, req []byte) ([]byte, error) {
+	if err := c.Write(ctx, websocket.MessageText, req); err != nil {
+		return nil, fmt.Errorf("send: %w", err)
 	}
 	for {
 		_, msg, err := readMessage(ctx, c, in)
 		if err != nil {
-			return fmt.Errorf("host: waiting for the bridge.hello result: %w", err)
+			return nil, fmt.Errorf("waiting for the result: %w", err)
 		}
 		env, err := parseEnvelope(msg)
 		if err != nil || env.Method != nil || !bytes.Equal(env.ID, []byte("1")) {
 			continue
 		}
 		if env.Error != nil || env.Result == nil {
-			return fmt.Errorf("host: bridge.hello failed: %s", msg)
+			return nil, fmt.Errorf("failed: %s", msg)
 		}
-		return nil
+		return env.Result, nil
 	}
 }
 

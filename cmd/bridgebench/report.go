@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Targets the design sets for the bridge against the relay (DESIGN §6).
@@ -16,6 +17,10 @@ const (
 	throughputTarget = 0.5 // concurrent callers: bridge calls/s ÷ relay calls/s, at least
 	p50Target        = 2.5 // 1 caller: bridge p50 ÷ relay p50, at most
 )
+
+// resumeP50Target is the most the bridge's median resume latency may be
+// (issue 3): from a host's hello after a drop to the re-sent call.
+const resumeP50Target = 5 * time.Millisecond
 
 // report is the outcome of one benchmark run.
 type report struct {
@@ -27,6 +32,10 @@ type report struct {
 	PayloadBytes int      `json:"payload_bytes"`
 	Results      []result `json:"results"`
 	Ratios       *ratios  `json:"ratios,omitempty"` // nil unless both targets ran
+
+	// Resume is the resume scenario's result, nil when it did not run
+	// (-only relay, -resume-cycles 0).
+	Resume *resumeResult `json:"resume,omitempty"`
 }
 
 // ratios compares the bridge with the relay.
@@ -65,14 +74,15 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// ok reports whether every result is complete and error-free.
+// ok reports whether every result is complete and error-free, and the
+// resume scenario, if it ran, lost and duplicated nothing.
 func (rep *report) ok() bool {
 	for _, r := range rep.Results {
 		if !r.ok() {
 			return false
 		}
 	}
-	return true
+	return rep.Resume == nil || rep.Resume.ok()
 }
 
 // find returns the result of target in scenario.
@@ -143,8 +153,56 @@ func (rep *report) writeTable(w io.Writer) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintln(w, rep.ratiosLine())
+	if _, err := fmt.Fprintln(w, rep.ratiosLine()); err != nil {
+		return err
+	}
+	if rep.Resume == nil {
+		return nil
+	}
+	return rep.Resume.writeTable(w)
+}
+
+// writeTable writes r as its own block: a heading, one row and a verdict
+// line.
+func (r *resumeResult) writeTable(w io.Writer) error {
+	var buf bytes.Buffer
+	buf.WriteString("\nresume latency (hello sent → re-sent call received)\n")
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tcycles\tp50\tp99\tmin\tmax\tlost\tduplicated\tnotes")
+	var note string
+	switch {
+	case r.Failure != "":
+		note = "FAILED: " + firstLine(r.Failure)
+	case r.Cycles == 0:
+		note = "no cycles completed"
+	case r.Cycles < r.CyclesRequested:
+		note = fmt.Sprintf("stopped by -max-duration after %d of %d cycles", r.Cycles, r.CyclesRequested)
+	}
+	if r.Cycles == 0 {
+		fmt.Fprintf(tw, "%s\t0\t-\t-\t-\t-\t%d\t%d\t%s\n", r.Target, r.Lost, r.Duplicated, note)
+	} else {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Target, r.Cycles,
+			fmtMicros(r.P50us), fmtMicros(r.P99us), fmtMicros(r.MinUs), fmtMicros(r.MaxUs), r.Lost, r.Duplicated, note)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, r.verdictLine())
 	return err
+}
+
+// verdictLine checks r's median against its target in one line.
+func (r *resumeResult) verdictLine() string {
+	if !r.ok() {
+		return fmt.Sprintf("resume: p50 n/a (target ≤ %s): the run lost, duplicated or failed", fmtMicros(r.P50TargetUs))
+	}
+	return fmt.Sprintf("resume: p50 = %s over %d drops (target ≤ %s, %s)",
+		fmtMicros(r.P50us), r.Cycles, fmtMicros(r.P50TargetUs), verdict(r.P50TargetMet))
 }
 
 // ratiosLine summarizes rep.Ratios in one line.

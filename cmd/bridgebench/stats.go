@@ -47,6 +47,47 @@ func summarize(r *result, lat []time.Duration, elapsed time.Duration) {
 	r.MaxUs = micros(percentile(lat, 100))
 }
 
+// resumeResult is the resume scenario measured against the bridge (see
+// resume.go). The resume process fills the measurement fields and prints
+// the result as JSON; the parent adds Failure when the run did not
+// complete, and the target.
+type resumeResult struct {
+	Target          string `json:"target"`
+	Cycles          int    `json:"cycles"`           // completed drop/resume cycles, one latency each
+	CyclesRequested int    `json:"cycles_requested"` // -resume-cycles; fewer ran if -max-duration passed first
+	Lost            int    `json:"lost"`             // calls whose result the tool did not get
+	Duplicated      int    `json:"duplicated"`       // calls the host got again after answering them, or replies the tool got twice
+
+	ElapsedSec float64 `json:"elapsed_s"`
+	P50us      float64 `json:"p50_us"`
+	P99us      float64 `json:"p99_us"`
+	MinUs      float64 `json:"min_us"`
+	MaxUs      float64 `json:"max_us"`
+
+	P50TargetUs  float64 `json:"p50_target_max_us"`
+	P50TargetMet bool    `json:"p50_target_met"`
+
+	Failure string `json:"failure,omitempty"`
+}
+
+// ok reports whether r is a complete measurement with nothing lost or
+// duplicated.
+func (r resumeResult) ok() bool {
+	return r.Failure == "" && r.Lost == 0 && r.Duplicated == 0 && r.Cycles > 0
+}
+
+// summarizeResume fills the latency fields of r from the per-cycle resume
+// latencies and the wall time of the cycles. It sorts lat in place.
+func summarizeResume(r *resumeResult, lat []time.Duration, elapsed time.Duration) {
+	slices.Sort(lat)
+	r.Cycles = len(lat)
+	r.ElapsedSec = elapsed.Seconds()
+	r.P50us = micros(percentile(lat, 50))
+	r.P99us = micros(percentile(lat, 99))
+	r.MinUs = micros(percentile(lat, 0))
+	r.MaxUs = micros(percentile(lat, 100))
+}
+
 // percentile returns the p-th percentile (0 ≤ p ≤ 100) of sorted by the
 // nearest-rank method: the smallest value such that at least p% of the
 // values are ≤ it. It returns 0 for an empty slice; sorted must be in

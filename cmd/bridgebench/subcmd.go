@@ -16,8 +16,8 @@ import (
 const hostReadyLine = "ready"
 
 // runSubcommand runs one of the hidden subcommands the orchestrator starts
-// in its own process — relay, host or tools — and returns the exit code.
-// They are not meant to be run by hand.
+// in its own process — relay, host, tools or resume — and returns the exit
+// code. They are not meant to be run by hand.
 func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bridgebench "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,9 +26,10 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "debug logging")
 
 	var (
-		relayCfg relayConfig
-		hostCfg  hostConfig
-		toolsCfg toolsConfig
+		relayCfg  relayConfig
+		hostCfg   hostConfig
+		toolsCfg  toolsConfig
+		resumeCfg resumeConfig
 	)
 	switch name {
 	case "relay":
@@ -45,6 +46,11 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&toolsCfg.WarmupCalls, "warmup-calls", 0, "warm-up calls, all connections together")
 		fs.DurationVar(&toolsCfg.Warmup, "warmup", time.Second, "time bound of the warm-up")
 		fs.IntVar(&toolsCfg.Payload, "payload", 200, "params size in bytes")
+	case "resume":
+		fs.StringVar(&resumeCfg.URL, "url", "", "the bridge's websocket URL")
+		fs.IntVar(&resumeCfg.Cycles, "cycles", 100, "drop/resume cycles")
+		fs.DurationVar(&resumeCfg.MaxDuration, "max-duration", 20*time.Second, "no cycle starts after this much time")
+		fs.IntVar(&resumeCfg.Payload, "payload", 200, "params size in bytes")
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -74,6 +80,13 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 			r.Failure = runErr.Error()
 		}
 		err = errors.Join(runErr, json.NewEncoder(stdout).Encode(r))
+	case "resume":
+		resumeCfg.ReadLimit = *readLimit
+		r, runErr := runResume(ctx, resumeCfg)
+		if runErr != nil {
+			r.Failure = runErr.Error()
+		}
+		err = errors.Join(runErr, json.NewEncoder(stdout).Encode(r))
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -85,18 +98,19 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// decodeToolsOutput reads the result the tools subcommand printed (the last
-// line of its stdout) into r.
-func decodeToolsOutput(out []byte, r *result) error {
+// decodeChildOutput reads the result a tools or resume subcommand printed
+// (the last line of its stdout) into r, a *result or *resumeResult; name
+// is the process's, for errors.
+func decodeChildOutput(name string, out []byte, r any) error {
 	out = bytes.TrimSpace(out)
 	if i := bytes.LastIndexByte(out, '\n'); i >= 0 {
 		out = out[i+1:]
 	}
 	if len(out) == 0 {
-		return errors.New("tools process printed no result")
+		return fmt.Errorf("%s printed no result", name)
 	}
 	if err := json.Unmarshal(out, r); err != nil {
-		return fmt.Errorf("tools process printed %q: %w", out, err)
+		return fmt.Errorf("%s printed %q: %w", name, out, err)
 	}
 	return nil
 }
