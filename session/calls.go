@@ -184,14 +184,15 @@ func (r *Router) start(cl *call) {
 }
 
 // dispatch sends cl to a healthy session that offers its method, or, when
-// there is none, answers -32601 (the app is there but lacks the method) or
-// makes it wait up to cl.wait; r.mu is held.
+// there is none, answers -32601 (the app is there but nothing offers the
+// method) or makes it wait up to cl.wait (for a busy or reconnecting
+// session that offers it, too); r.mu is held.
 func (r *Router) dispatch(cl *call) {
 	if s := r.pick(cl.method, cl.target); s != nil {
 		r.assign(cl, s)
 		return
 	}
-	if r.appPresent(cl.app, cl.target) {
+	if !r.offered(cl.method, cl.target) && r.appPresent(cl.app, cl.target) {
 		who := cl.app
 		if cl.target != "" {
 			who += " instance " + strconv.Quote(cl.target)

@@ -34,6 +34,8 @@ import (
 // a minute, so that neither ends the stall before the test does: a flood
 // can take seconds under -race, and coder/websocket gives a ping's write
 // 5 s, so a full socket fails the heartbeat at HeartbeatInterval + 5 s.
+// Those that stall a host with calls in flight set BusyAfter to a minute
+// too: a busy host is given no new calls.
 
 // ---- helpers ----
 
@@ -388,7 +390,7 @@ func TestHelloReplacesLiveInstance(t *testing.T) {
 // fails -32004) or delivered to the new one, never both, never neither.
 func TestHelloReplacesStalledInstance(t *testing.T) {
 	logs, logger := newLogWatch(t)
-	b := bridgetest.Start(t, &session.Options{Logger: logger, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute}, &web.Options{Logger: logger})
+	b := bridgetest.Start(t, &session.Options{Logger: logger, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute}, &web.Options{Logger: logger})
 	tool := bridgetest.Dial(t, b.WSURL, nil)
 	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
 	old := dialRaw(t, b.WSURL, nil)
@@ -542,7 +544,7 @@ func TestProtocolViolationsCloseOnlyTheirSession(t *testing.T) {
 func TestSlowReaderClosed(t *testing.T) {
 	logs, logger := newLogWatch(t)
 	const queueLimit = 16
-	b := bridgetest.Start(t, &session.Options{Logger: logger, QueueLimit: queueLimit, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute}, &web.Options{Logger: logger})
+	b := bridgetest.Start(t, &session.Options{Logger: logger, QueueLimit: queueLimit, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute}, &web.Options{Logger: logger})
 
 	startEchoHost(t, b.WSURL, "maya", "m-1", "echo")
 	tool2 := bridgetest.Dial(t, b.WSURL, nil)

@@ -24,6 +24,12 @@ func (r *Router) pick(full, target string) *Session {
 	return best
 }
 
+// offered reports whether any session, healthy or not, offers full (the
+// given instance, if any); r.mu is held.
+func (r *Router) offered(full, target string) bool {
+	return slices.ContainsFunc(r.offers[full], func(s *Session) bool { return target == "" || s.caller.instance == target })
+}
+
 // appPresent reports whether a healthy session of namespace ns (the given
 // instance, if any) is connected: a session of that app, or one offering a
 // method in its namespace; r.mu is held.

@@ -68,6 +68,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/sessions", s.guard(s.handleSessions))
 	s.mux.HandleFunc("GET /healthz", s.open(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
 	s.mux.HandleFunc("GET /readyz", s.open(s.handleReady))
+	s.mux.HandleFunc("/sdk/", s.open(s.handleSDK))
 	s.mux.HandleFunc("GET /{$}", s.guard(s.handleIndex))
 	s.mux.HandleFunc("/", s.open(http.NotFound)) // unknown paths pass the Host and Origin checks first
 	return s
