@@ -16,10 +16,13 @@ const (
 
 // outFrame is one frame waiting to be written. call is set when the frame
 // forwards a call, so the writer can mark it written (or skip it if it was
-// withdrawn while queued).
+// withdrawn while queued); reply is set for a reply owed to the session as
+// a caller, which a replay caller gets again after a reconnect if it was
+// never written.
 type outFrame struct {
-	data []byte
-	call *call
+	data  []byte
+	call  *call
+	reply bool
 }
 
 // outQueue is a session's bounded outbound queue. push never blocks; the

@@ -114,7 +114,11 @@ func (r *Router) suspend(s *Session) {
 	s.reconnecting, s.busy = true, false
 	stopTimer(&s.busyTimer)
 	s.queue.retire()
-	s.queue.close()
+	for _, f := range s.queue.close() {
+		if f.reply && s.replay { // queued, never written: held for its return
+			s.held = append(s.held, f.data)
+		}
+	}
 	r.settleCallee(s, func(cl *call) bool { return s.replay || cl.idempotent },
 		"dropped, and the call may not be re-sent (the client does not replay and the method is not idempotent),")
 	if !s.replay {

@@ -337,7 +337,7 @@ func (s *Session) reply(frame []byte) {
 		s.held = append(s.held, frame)
 		return
 	}
-	s.send(frame)
+	s.push(outFrame{data: frame, reply: true}, classReply)
 }
 
 // send queues a reply or control frame for s; a full queue makes s a slow
