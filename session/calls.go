@@ -267,6 +267,9 @@ func (r *Router) handleResponse(s *Session, m *rpc.Message) {
 		frame = rpc.AppendResult(nil, cl.id, m.Result, s.answerMeta)
 	} else {
 		r.stats.Failed++
+		var e rpc.Error
+		_ = json.Unmarshal(m.Error, &e) // validated by rpc.Decode
+		r.callFailed(cl, e.Code, e.Message)
 		frame = rpc.AppendRawError(nil, cl.id, m.Error, s.answerMeta)
 	}
 	cl.out.deliver(frame)
@@ -300,9 +303,22 @@ func (r *Router) finish(cl *call, e *rpc.Error) {
 	}
 	r.complete(cl)
 	r.stats.Failed++
-	r.logLocked(slog.LevelInfo, "call failed", "method", cl.method, "code", e.Code, "error", e.Message, "data", string(e.Data),
-		"duration", r.clock.Now().Sub(cl.started).Round(time.Millisecond))
+	r.callFailed(cl, e.Code, e.Message)
 	cl.out.deliver(rpc.AppendError(nil, cl.id, e))
+}
+
+// callFailed logs a failed call and publishes bridge.call.failed; r.mu is
+// held.
+func (r *Router) callFailed(cl *call, code int64, message string) {
+	d := cl.errorData()
+	d["code"], d["message"] = code, message
+	d["duration_ms"] = r.clock.Now().Sub(cl.started).Milliseconds()
+	if c := cl.caller; c != nil {
+		d["caller"] = map[string]string{"app": c.app, "instance": c.instance}
+	}
+	r.logLocked(slog.LevelInfo, "call failed", "app", cl.app, "instance", d["instance"], "method", cl.method,
+		"code", code, "error", message, "duration", r.clock.Now().Sub(cl.started).Round(time.Millisecond))
+	r.publish(nil, "bridge.call.failed", d)
 }
 
 // cancelAtCallee tells the callee to stop cl, if cl was written to it;

@@ -65,6 +65,12 @@ func (r *Router) publishCall(s *Session, raw json.RawMessage) (any, *rpc.Error) 
 // from, and returns how many got it. An event that does not fit a session's
 // queue is dropped for it and counted. r.mu is held.
 func (r *Router) publish(from *Session, topic string, data any) int {
+	at := r.clock.Now()
+	raw, ok := data.(json.RawMessage)
+	if !ok || raw == nil {
+		raw, _ = json.Marshal(data)
+	}
+	r.notifyWatchers(topic, raw, at)
 	var frame []byte
 	delivered := 0
 	for _, s := range r.sessions {
@@ -76,7 +82,7 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 			continue
 		}
 		if frame == nil {
-			frame = eventFrame(topic, data, r.clock.Now())
+			frame = eventFrame(topic, raw, at)
 		}
 		if s.push(outFrame{data: frame}, classEvent) {
 			delivered++
@@ -85,14 +91,7 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 	return delivered
 }
 
-func eventFrame(topic string, data any, at time.Time) []byte {
-	raw, ok := data.(json.RawMessage)
-	if !ok {
-		raw, _ = json.Marshal(data)
-	}
-	if raw == nil {
-		raw = json.RawMessage("null")
-	}
+func eventFrame(topic string, raw json.RawMessage, at time.Time) []byte {
 	params := append([]byte(`{"topic":`), rpc.AppendString(nil, topic)...)
 	params = append(append(params, `,"data":`...), raw...)
 	params = append(append(params, `,"at":`...), rpc.AppendString(nil, at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))...)

@@ -44,6 +44,7 @@ type Router struct {
 	contexts map[string]json.RawMessage
 	stats    Stats
 	logs     []logLine // written by unlock, after r.mu is released
+	watchers []*watcher
 
 	wg sync.WaitGroup // sessions being served
 }
