@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -100,9 +101,14 @@ func parseMeta(raw json.RawMessage) (callMeta, *rpc.Error) {
 	return m, nil
 }
 
+// msDuration converts a meta member in milliseconds, def when absent; a
+// value too large for a time.Duration means "practically forever".
 func msDuration(ms *float64, def time.Duration) time.Duration {
-	if ms == nil {
+	switch {
+	case ms == nil:
 		return def
+	case *ms >= float64(math.MaxInt64/int64(time.Millisecond)):
+		return math.MaxInt64
 	}
 	return time.Duration(*ms * float64(time.Millisecond))
 }

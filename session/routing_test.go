@@ -1134,3 +1134,19 @@ func TestRoutingDollarMethodsAsRequests(t *testing.T) {
 		}
 	}
 }
+
+// A huge timeout_ms or wait_ms means "practically forever", not an
+// overflowed duration that fires at once.
+func TestRoutingHugeTimeouts(t *testing.T) {
+	b := rtStart(t, nil)
+	host, _ := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
+	tool, _ := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool"})
+	tool.Send(`{"jsonrpc":"2.0","id":1,"method":"aftereffects.render","meta":{"timeout_ms":1e300,"wait_ms":1e300}}`)
+	fid := rtAnswer(t, host, `"done"`)
+	if fid == "" {
+		t.Fatal("no forwarded id")
+	}
+	if r := tool.Read(); r["result"] != "done" {
+		t.Fatalf("want the result, got %v", r)
+	}
+}
