@@ -54,6 +54,7 @@ type call struct {
 	attempt    int
 	state      atomic.Int32
 	timer      retry.Timer // the call's timeout
+	labels     callLabels  // its metric labels, fixed when it starts (metrics.go)
 }
 
 // markWritten is called by the callee's writer just before writing the
@@ -128,6 +129,7 @@ func splitMethod(name string) (ns, full string, ok bool) {
 // makes it wait for one; r.mu is held.
 func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 	fail := func(e *rpc.Error) {
+		r.callRejected(m, e.Code)
 		if !m.IsNotification() {
 			out.deliver(rpc.AppendError(nil, m.ID, e))
 		}
@@ -185,6 +187,7 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 func (r *Router) start(cl *call) {
 	r.calls[cl.fid] = cl
 	r.stats.Calls++
+	cl.labels = r.labelsFor(cl.app, cl.method)
 	cl.timer = r.clock.AfterFunc(cl.timeout, func() { r.expire(cl) })
 	r.dispatch(cl)
 }
@@ -268,6 +271,7 @@ func (r *Router) handleResponse(s *Session, m *rpc.Message) {
 		return
 	}
 	r.complete(cl)
+	r.callAnswered(cl, m.Result != nil)
 	var frame []byte
 	if m.Result != nil {
 		frame = rpc.AppendResult(nil, cl.id, m.Result, s.answerMeta)
@@ -308,6 +312,7 @@ func (r *Router) finish(cl *call, e *rpc.Error) {
 		return
 	}
 	r.complete(cl)
+	r.callEnded(cl, outcomeOf(e.Code))
 	r.stats.Failed++
 	r.callFailed(cl, e.Code, e.Message)
 	cl.out.deliver(rpc.AppendError(nil, cl.id, e))
@@ -396,6 +401,7 @@ func (r *Router) callerGone(c *caller) {
 	for _, cl := range c.inflight {
 		r.cancelAtCallee(cl)
 		r.complete(cl)
+		r.callEnded(cl, "cancelled")
 	}
 }
 

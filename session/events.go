@@ -79,6 +79,7 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 		}
 		if s.busy { // nothing new is written to a busy session
 			s.droppedEvents.Add(1)
+			r.metrics.droppedEvents.Inc()
 			continue
 		}
 		if frame == nil {

@@ -814,6 +814,7 @@ func TestNoGoroutinesLeftAfterSessions(t *testing.T) {
 	if err := b.Router.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
+	b.Web.Close()
 	b.Server.Close()
 	http.DefaultClient.CloseIdleConnections()
 	goleak.VerifyNone(t, ignore)
@@ -1054,7 +1055,8 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 		const interval, timeout = 5 * time.Second, 15 * time.Second
 		r := session.New(session.Options{Logger: logger, HeartbeatInterval: interval, HeartbeatTimeout: timeout})
 		ln := newPipeListener()
-		srv := &http.Server{Handler: web.New(web.Options{Router: r, Addr: "127.0.0.1:8098", Logger: logger})}
+		h := web.New(web.Options{Router: r, Addr: "127.0.0.1:8098", Logger: logger})
+		srv := &http.Server{Handler: h}
 		served := make(chan struct{})
 		go func() { _ = srv.Serve(ln); close(served) }()
 		tr := &http.Transport{DialContext: ln.dial}
@@ -1147,6 +1149,7 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 		if err := <-liveDone; websocket.CloseStatus(err) != websocket.StatusGoingAway {
 			t.Fatalf("live peer ended with %v, want 1001", err)
 		}
+		h.Close()
 		_ = srv.Close()
 		<-served
 		tr.CloseIdleConnections()

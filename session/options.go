@@ -63,6 +63,11 @@ type Options struct {
 	// MaxSessions is the most sessions at once; more are closed with 1013.
 	// Default 1024.
 	MaxSessions int
+
+	// Metrics receives the Router's counters (calls, durations, resumes,
+	// drops, bytes); register the Router, a prometheus.Collector, to expose
+	// them with its gauges. Default: a new Metrics of the Router's own.
+	Metrics *Metrics
 }
 
 func (o Options) withDefaults() Options {
@@ -97,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 1024
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
 	}
 	return o
 }

@@ -178,6 +178,7 @@ func (r *Router) takeOver(g, n *Session) (resumed bool, pending int, after func(
 	g.reconnecting, g.gone = false, true
 	delete(r.sessions, g.id)
 	r.setOffer(g, nil, nil)
+	r.tookOver(sameBoot, len(resend))
 	return sameBoot, len(resend), func() {
 		for _, f := range held {
 			n.send(f)

@@ -454,6 +454,7 @@ type pipeBridge struct {
 	t      *testing.T
 	r      *session.Router
 	ln     *pipeListener
+	web    *web.Server
 	srv    *http.Server
 	served chan struct{}
 	tr     *http.Transport
@@ -465,7 +466,8 @@ func startPipeBridge(t *testing.T, opts session.Options) *pipeBridge {
 	_, logger := newLogWatch(t)
 	opts.Logger = logger
 	b := &pipeBridge{t: t, r: session.New(opts), ln: newPipeListener(), served: make(chan struct{})}
-	b.srv = &http.Server{Handler: web.New(web.Options{Router: b.r, Addr: "127.0.0.1:8098", Logger: logger})}
+	b.web = web.New(web.Options{Router: b.r, Addr: "127.0.0.1:8098", Logger: logger})
+	b.srv = &http.Server{Handler: b.web}
 	go func() { _ = b.srv.Serve(b.ln); close(b.served) }()
 	b.tr = &http.Transport{DialContext: b.ln.dial}
 	b.client = &http.Client{Transport: b.tr}
@@ -483,6 +485,7 @@ func (b *pipeBridge) close() {
 	for _, p := range b.peers {
 		p.drop()
 	}
+	b.web.Close()
 	_ = b.srv.Close()
 	<-b.served
 	b.tr.CloseIdleConnections()

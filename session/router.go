@@ -32,6 +32,7 @@ type Router struct {
 	clock   retry.Clock
 	prefix  string // random per Router, so forwarded ids are never reused across restarts
 	started time.Time
+	metrics *Metrics
 
 	mu       sync.Mutex
 	seq      uint64
@@ -58,6 +59,7 @@ func New(opts Options) *Router {
 		clock:    opts.Clock,
 		prefix:   randomPrefix(),
 		started:  opts.Clock.Now(),
+		metrics:  opts.Metrics,
 		sessions: map[string]*Session{},
 		byKey:    map[string]*Session{},
 		offers:   map[string][]*Session{},
@@ -304,6 +306,7 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 		}
 	}
 	if s != nil && !s.authorized && m.Method != "bridge.hello" {
+		r.callRejected(m, rpc.CodeUnauthorized)
 		reply(rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: say bridge.hello with the bridge's token first (`bridge token` prints it)"))
 		return
 	}
@@ -356,6 +359,7 @@ func (s *Session) push(f outFrame, class frameClass) bool {
 	case pushDropped:
 		if class == classEvent {
 			s.droppedEvents.Add(1)
+			s.router.metrics.droppedEvents.Inc()
 		}
 	}
 	return false
@@ -365,7 +369,9 @@ func (s *Session) push(f outFrame, class frameClass) bool {
 // written fail with -32003 when the session is removed.
 func (r *Router) slowReader(s *Session) {
 	r.logLocked(slog.LevelWarn, "slow reader closed", "session", s.id, "queue_limit", r.opts.QueueLimit)
-	for _, f := range s.abort(websocket.StatusPolicyViolation, "slow reader: outbound queue full") {
+	discarded := s.abort(websocket.StatusPolicyViolation, "slow reader: outbound queue full")
+	r.slowReaderClosed(len(discarded))
+	for _, f := range discarded {
 		if f.call != nil {
 			f.call.markWithdrawn()
 		}

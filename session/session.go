@@ -100,6 +100,7 @@ func (s *Session) readLoop(ctx context.Context) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		s.lastInbound.Store(s.router.clock.Now().UnixNano())
+		s.router.metrics.received.Add(float64(len(data)))
 		if typ != websocket.MessageText {
 			s.closeAfterFlush(websocket.StatusUnsupportedData, "binary messages are not accepted: send JSON-RPC as text")
 			continue
@@ -126,6 +127,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("write: %w", err)
 			}
+			s.router.metrics.sent.Add(float64(len(f.data)))
 		}
 		if last {
 			s.closeConn()

@@ -22,30 +22,51 @@ type access struct {
 // writes the refusal and returns ok false when the request must stop here.
 // open endpoints (/healthz, /readyz, /sdk/) never need a token.
 func (s *Server) check(w http.ResponseWriter, r *http.Request, open bool) (a access, ok bool) {
-	if !s.hostAllowed(r.Host) {
-		s.refuse(w, r, http.StatusForbidden, "host not allowed: the bridge answers only to loopback names (127.0.0.1, localhost) or its configured address")
+	fileLike, ok := s.checkHostOrigin(w, r)
+	if !ok {
 		return a, false
 	}
+	if open {
+		return access{authorized: true}, true
+	}
+	a, wrong := s.tokenAccess(r, fileLike)
+	if wrong {
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: wrong token (`bridge token` prints the right one)")
+		return a, false
+	}
+	return a, true
+}
+
+// checkHostOrigin applies the Host and Origin rules of DESIGN §5 to r,
+// writing the refusal when it fails; fileLike reports a null or file://
+// origin.
+func (s *Server) checkHostOrigin(w http.ResponseWriter, r *http.Request) (fileLike, ok bool) {
+	if !s.hostAllowed(r.Host) {
+		s.refuse(w, r, http.StatusForbidden, "host not allowed: the bridge answers only to loopback names (127.0.0.1, localhost) or its configured address")
+		return false, false
+	}
 	origin := r.Header.Get("Origin")
-	fileLike := origin == "null" || strings.HasPrefix(origin, "file://")
+	fileLike = origin == "null" || strings.HasPrefix(origin, "file://")
 	switch {
 	case origin == "" || s.sameOrigin(r, origin):
 	case fileLike:
 	case s.originAllowed(origin):
 	default:
 		s.refuse(w, r, http.StatusForbidden, "origin not allowed: "+origin+" (start the bridge with --allow-origin to admit it)")
-		return a, false
+		return false, false
 	}
-	if open {
-		return access{authorized: true}, true
-	}
+	return fileLike, true
+}
+
+// tokenAccess applies the token rules of DESIGN §5 to r; wrong reports a
+// token given that is not the bridge's.
+func (s *Server) tokenAccess(r *http.Request, fileLike bool) (a access, wrong bool) {
 	token, given := requestToken(r)
 	if given && !s.tokenValid(token) {
-		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: wrong token (`bridge token` prints the right one)")
-		return a, false
+		return a, true
 	}
 	needed := s.opts.TokenInForce || (fileLike && !s.allowNull)
-	return access{authorized: !needed || given, tokenNeeded: needed && !given}, true
+	return access{authorized: !needed || given, tokenNeeded: needed && !given}, false
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {

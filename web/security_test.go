@@ -237,7 +237,7 @@ func TestSecurityTable(t *testing.T) {
 				}
 			})
 
-			for _, path := range []string{"/api/sessions", "/"} {
+			for _, path := range []string{"/api/sessions", "/api/status", "/api/calls", "/metrics", "/"} {
 				t.Run("GET "+path, func(t *testing.T) {
 					resp, body := do(t, b, httpReq{method: "GET", path: path + query, origin: origin, auth: auth})
 					wantStatus(t, resp, body, tc.want, http.StatusOK)
@@ -535,11 +535,13 @@ func TestHostConfiguredAddress(t *testing.T) {
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
 			r := session.New(session.Options{Token: testToken})
-			srv := httptest.NewServer(web.New(web.Options{Router: r, Addr: tc.addr, Token: testToken, TokenInForce: true}))
+			h := web.New(web.Options{Router: r, Addr: tc.addr, Token: testToken, TokenInForce: true})
+			srv := httptest.NewServer(h)
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				_ = r.Shutdown(ctx)
+				h.Close()
 				srv.Close()
 			})
 			b := &bridgetest.Bridge{Router: r, Server: srv, URL: srv.URL}

@@ -1,6 +1,7 @@
 // Package web is the bridge's HTTP face: the websocket endpoint (/ws), POST
-// /rpc, /api/sessions, /healthz and /readyz, each behind the Host, Origin and
-// token checks of DESIGN §5.
+// /rpc, the status page (/) and its data (/api/sessions, /api/calls,
+// /api/status, /api/events), /healthz and /readyz, each behind the Host,
+// Origin and token checks of DESIGN §5.
 package web
 
 import (
@@ -38,7 +39,7 @@ type Options struct {
 	AllowOrigins []string
 	// MaxMessage is the largest message read, in bytes. Default 16 MiB.
 	MaxMessage int64
-	// Version is shown on the index page.
+	// Version is shown on the status page. Default: "dev".
 	Version string
 }
 
@@ -49,9 +50,12 @@ type Server struct {
 	mux       *http.ServeMux
 	bindHost  string
 	allowNull bool
+	feed      *feed  // the status page's event log (status.go)
+	boot      string // new at every New: tells the page the bridge restarted
 }
 
-// New returns a Server for opts.
+// New returns a Server for opts. It starts one goroutine that watches the
+// Router for the status page's event log; Close stops it.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -62,14 +66,21 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.bindHost, _, _ = net.SplitHostPort(opts.Addr)
 	s.allowNull = slices.Contains(opts.AllowOrigins, "null")
+	s.boot = newBoot()
+	s.feed = newFeed(opts.Router)
 	s.mux.HandleFunc("/ws", s.handleWS)
 	s.mux.HandleFunc("/ws/", s.handleWS)
 	s.mux.HandleFunc("/rpc", s.handleRPC)
 	s.mux.HandleFunc("GET /api/sessions", s.guard(s.handleSessions))
 	s.mux.HandleFunc("GET /healthz", s.open(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
 	s.mux.HandleFunc("GET /readyz", s.open(s.handleReady))
+	s.mux.HandleFunc("GET /metrics", s.guard(metricsHandler(opts.Router, s.log)))
 	s.mux.HandleFunc("/sdk/", s.open(s.handleSDK))
-	s.mux.HandleFunc("GET /{$}", s.guard(s.handleIndex))
+	s.mux.HandleFunc("GET /{$}", s.handlePage) // the status page; its own token check (status.go)
+	s.mux.HandleFunc("GET /static/", s.open(s.handleStatic))
+	s.mux.HandleFunc("GET /api/status", s.guard(s.handleStatus))
+	s.mux.HandleFunc("GET /api/calls", s.guard(s.handleCalls))
+	s.mux.HandleFunc("GET /api/events", s.guard(s.handleEvents))
 	s.mux.HandleFunc("/", s.open(http.NotFound)) // unknown paths pass the Host and Origin checks first
 	return s
 }
@@ -164,11 +175,6 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ready\n")
-}
-
-func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "dccbridge "+s.opts.Version+"\n\nwebsocket: /ws\nJSON-RPC over HTTP: POST /rpc\nsessions: /api/sessions\nhealth: /healthz, /readyz\n")
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -703,6 +703,7 @@ func TestBrowserResume(t *testing.T) {
 // can be stopped and started again on the same port.
 type ownBridge struct {
 	router *session.Router
+	web    *web.Server
 	srv    *http.Server
 	addr   string
 	done   chan struct{}
@@ -724,7 +725,7 @@ func serveBridge(t *testing.T, addr string) *ownBridge {
 	}
 	r := session.New(session.Options{Token: pageToken})
 	h := web.New(web.Options{Router: r, Addr: ln.Addr().String(), Token: pageToken})
-	ob := &ownBridge{router: r, srv: &http.Server{Handler: h, ErrorLog: nil}, addr: ln.Addr().String(), done: make(chan struct{})}
+	ob := &ownBridge{router: r, web: h, srv: &http.Server{Handler: h, ErrorLog: nil}, addr: ln.Addr().String(), done: make(chan struct{})}
 	go func() {
 		defer close(ob.done)
 		if err := ob.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -740,6 +741,7 @@ func (ob *ownBridge) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = ob.router.Shutdown(ctx)
+	ob.web.Close()
 	_ = ob.srv.Close()
 	<-ob.done
 }

@@ -155,6 +155,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	go func() {
 		defer close(done)
 		_ = router.Shutdown(sctx)
+		handler.Close() // ends the status page's event streams, which Shutdown would wait for
 		if err := srv.Shutdown(sctx); err != nil {
 			_ = srv.Close()
 		}

@@ -21,6 +21,7 @@ import (
 // Bridge is a bridge served by httptest on 127.0.0.1.
 type Bridge struct {
 	Router *session.Router
+	Web    *web.Server // Close it before Server when ending the bridge early
 	Server *httptest.Server
 	URL    string // http://127.0.0.1:port
 	WSURL  string // ws://127.0.0.1:port/ws
@@ -43,13 +44,15 @@ func Start(t testing.TB, so *session.Options, wo *web.Options) *Bridge {
 	srv := httptest.NewUnstartedServer(nil)
 	wo.Router = r
 	wo.Addr = srv.Listener.Addr().String()
-	srv.Config.Handler = web.New(*wo)
+	h := web.New(*wo)
+	srv.Config.Handler = h
 	srv.Start()
-	b := &Bridge{Router: r, Server: srv, URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	b := &Bridge{Router: r, Web: h, Server: srv, URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = r.Shutdown(ctx)
+		h.Close()
 		srv.Close()
 	})
 	return b
