@@ -237,6 +237,7 @@ func (r *Router) callRejected(m *rpc.Message, code int64) {
 // instance: a resume when it had the same boot, and the calls re-sent.
 func (r *Router) tookOver(sameBoot bool, resent int) {
 	if sameBoot {
+		r.stats.Resumes++
 		r.metrics.resumes.Inc()
 	}
 	r.metrics.resends.Add(float64(resent))

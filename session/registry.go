@@ -166,10 +166,13 @@ func (r *Router) sessionList(app string) []SessionInfo {
 
 // Stats are the router's running totals.
 type Stats struct {
-	Sessions int    `json:"sessions"`
-	Calls    uint64 `json:"calls"`
-	Failed   uint64 `json:"failed"`
-	Uptime   string `json:"uptime"`
+	Started  time.Time `json:"started"`
+	Uptime   string    `json:"uptime"`
+	Sessions int       `json:"sessions"`  // reconnecting ones included
+	InFlight int       `json:"in_flight"` // calls
+	Calls    uint64    `json:"calls"`
+	Failed   uint64    `json:"failed"`
+	Resumes  uint64    `json:"resumes"` // hellos that resumed a session of the same boot
 }
 
 // Stats returns the running totals.
@@ -177,7 +180,9 @@ func (r *Router) Stats() Stats {
 	r.mu.Lock()
 	defer r.unlock()
 	st := r.stats
-	st.Sessions = len(r.sessions)
+	st.Started = r.started
 	st.Uptime = r.clock.Now().Sub(r.started).Round(time.Second).String()
+	st.Sessions = len(r.sessions)
+	st.InFlight = len(r.calls)
 	return st
 }

@@ -105,7 +105,7 @@ type statusTotals struct {
 func (s *Server) status() statusInfo {
 	rt := s.opts.Router
 	st := rt.Stats()
-	started, now := rt.Started(), time.Now()
+	started, now := st.Started, time.Now()
 	version := s.opts.Version
 	if version == "" {
 		version = "dev"
@@ -119,11 +119,11 @@ func (s *Server) status() statusInfo {
 		UptimeMS: now.Sub(started).Milliseconds(),
 		Uptime:   st.Uptime,
 		Totals: statusTotals{
-			Sessions: len(rt.Sessions()),
-			InFlight: len(rt.Calls()),
+			Sessions: len(rt.Sessions()), // the rows of the sessions table
+			InFlight: st.InFlight,
 			Calls:    st.Calls,
 			Errors:   st.Failed,
-			Resumes:  rt.Resumes(),
+			Resumes:  st.Resumes,
 		},
 		TokenInForce: s.opts.TokenInForce,
 	}
