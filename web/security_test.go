@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -534,17 +533,8 @@ func TestHostConfiguredAddress(t *testing.T) {
 		{"[::]:8098", map[string]bool{"evil.example:8098": true}},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
-			r := session.New(session.Options{Token: testToken})
-			h := web.New(web.Options{Router: r, Addr: tc.addr, Token: testToken, TokenInForce: true})
-			srv := httptest.NewServer(h)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = r.Shutdown(ctx)
-				h.Close()
-				srv.Close()
-			})
-			b := &bridgetest.Bridge{Router: r, Server: srv, URL: srv.URL}
+			// Served on a free loopback port, configured as bound to tc.addr.
+			b := startBridge(t, web.Options{Addr: tc.addr, Token: testToken, TokenInForce: true})
 			for host, ok := range tc.hosts {
 				want := http.StatusForbidden
 				if ok {

@@ -2,32 +2,26 @@ package web_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/dccbridge/dccbridge/internal/bridgetest"
+	"github.com/dccbridge/dccbridge/internal/browsertest"
 	"github.com/dccbridge/dccbridge/session"
 	"github.com/dccbridge/dccbridge/web"
 )
 
-// The status page tests drive Debian's chromium through chromedp, as
-// clients/js's browser tests do: headless, a fresh profile per test, a
-// 1280×800 window. They skip when chromium is missing, unless
+// The status page tests drive Debian's chromium through chromedp
+// (internal/browsertest), as clients/js's browser tests do: headless, a
+// fresh profile per test, a 1280×800 window. They skip when chromium is missing, unless
 // BRIDGE_BROWSER_TESTS is set.
 
 // screenshotPath is where TestStatusPage writes the README's screenshot
@@ -40,104 +34,20 @@ func screenshotPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "status.png")
 }
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("BRIDGE_BROWSER_TESTS") != "" {
-		t.Fatal("BRIDGE_BROWSER_TESTS is set but chromium is missing (apt-get install chromium)")
-	}
-	t.Skip("chromium is missing (set BRIDGE_BROWSER_TESTS=1 to make that a failure)")
-	return ""
-}
-
-// statusPage is the status page in a tab of its own headless chromium.
-type statusPage struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu   sync.Mutex
-	logs []string // console output and exceptions
-}
+// statusPage is the status page in the first tab of its own headless
+// chromium.
+type statusPage struct{ *browsertest.Page }
 
 // openStatusPage starts chromium and opens url in it, in light mode at
 // 1280×800; both end with t.
 func openStatusPage(t *testing.T, url string) *statusPage {
 	t.Helper()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium(t)),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.WindowSize(1280, 800),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("hide-scrollbars", true),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	p := &statusPage{t: t, ctx: ctx}
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		if t.Failed() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			for _, l := range p.logs {
-				t.Logf("page: %s", l)
-			}
-		}
-	})
-	if err := chromedp.Listen(ctx, func(ev any) {
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			var parts []string
-			for _, a := range e.Args {
-				if len(a.Value) > 0 {
-					parts = append(parts, string(a.Value))
-				} else {
-					parts = append(parts, a.Description)
-				}
-			}
-			p.logf("console.%s %s", e.Type, strings.Join(parts, " "))
-		case *runtime.EventExceptionThrown:
-			d := e.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil {
-				msg += " " + d.Exception.Description
-			}
-			p.logf("exception %s:%d %s", d.URL, d.LineNumber, msg)
-		}
-	}); err != nil {
-		t.Fatalf("listening to the tab: %v", err)
-	}
-	// The first action starts the browser; it has no timeout of its own
-	// (one would stop the browser), so bound it from outside.
-	started := make(chan error, 1)
-	go func() {
-		started <- chromedp.Do(ctx,
-			chromedp.EmulateViewport(1280, 800),
-			colorScheme("light"),
-			chromedp.Navigate(url))
-	}()
-	select {
-	case err := <-started:
-		if err != nil {
-			t.Fatalf("starting chromium and opening %s: %v", url, err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("chromium did not start and open the page within 60 s")
-	}
+	br := browsertest.Start(t, chromedp.WindowSize(1280, 800), chromedp.Flag("hide-scrollbars", true))
+	p := &statusPage{br.Page}
+	p.Do(60*time.Second,
+		chromedp.EmulateViewport(1280, 800),
+		colorScheme("light"),
+		chromedp.Navigate(url))
 	return p
 }
 
@@ -150,47 +60,23 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 	})
 }
 
-func (p *statusPage) logf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.logs = append(p.logs, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
-}
-
-// do runs actions in the tab, failing the test after timeout.
-func (p *statusPage) do(timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, timeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.t.Fatalf("in the page: %v", err)
-	}
-}
-
-// eval evaluates expr in the page and decodes its value into T.
+// pageEval evaluates expr in the page and decodes its value into T.
 func pageEval[T any](p *statusPage, expr string) (T, error) {
-	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
-	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	return browsertest.TryEval[T](p.Page, 5*time.Second, expr)
 }
 
 // waitJS polls the boolean expr until it is true, failing after timeout.
 func (p *statusPage) waitJS(timeout time.Duration, what, expr string) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		ok, err := pageEval[bool](p, "!!("+expr+")")
-		if err == nil && ok {
-			return
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
+	p.T.Helper()
+	ok, last := p.Poll(timeout, expr)
+	if ok {
+		return
 	}
 	state, _ := pageEval[string](p, `JSON.stringify({link: document.getElementById('link').dataset.state,
 		sessions: [].map.call(document.querySelectorAll('#sessions tbody tr[data-app]'), function (r) { return r.dataset.app + '/' + r.dataset.instance + ':' + r.dataset.state; }),
 		calls: [].map.call(document.querySelectorAll('#calls tbody tr'), function (r) { return r.dataset.method + ':' + r.dataset.state; }),
 		log: [].map.call(document.querySelectorAll('#log li'), function (l) { return l.textContent; }).slice(0, 8)})`)
-	p.t.Fatalf("waited %v for %s (%s; last error: %v); the page shows %s", timeout, what, expr, last, state)
+	p.T.Fatalf("waited %v for %s (%s; last error: %v); the page shows %s", timeout, what, expr, last, state)
 }
 
 // rowState is an expression for the state shown for app/instance, "" when
@@ -202,61 +88,6 @@ func rowState(app, instance string) string {
 // callRow is an expression for the in-flight row of method, or null.
 func callRow(method string) string {
 	return fmt.Sprintf(`document.querySelector('#calls tbody tr[data-method=%q]')`, method)
-}
-
-// statusBridge is a bridge on an address the test chooses, so that it can
-// be stopped and started again on the same port.
-type statusBridge struct {
-	router *session.Router
-	web    *web.Server
-	srv    *http.Server
-	addr   string
-	done   chan struct{}
-	once   sync.Once
-}
-
-func serveStatusBridge(t *testing.T, addr string, so session.Options, wo web.Options) *statusBridge {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // the old bridge's socket may linger a moment
-	}
-	if err != nil {
-		t.Fatalf("listen %s: %v", addr, err)
-	}
-	so.Token = wo.Token
-	r := session.New(so)
-	wo.Router, wo.Addr = r, ln.Addr().String()
-	h := web.New(wo)
-	sb := &statusBridge{router: r, web: h, srv: &http.Server{Handler: h}, addr: ln.Addr().String(), done: make(chan struct{})}
-	go func() {
-		defer close(sb.done)
-		if err := sb.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	t.Cleanup(sb.stop)
-	return sb
-}
-
-func (sb *statusBridge) wsURL() string { return "ws://" + sb.addr + "/ws" }
-
-// stop shuts the bridge down as cmd/bridge does; safe twice.
-func (sb *statusBridge) stop() {
-	sb.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = sb.router.Shutdown(ctx)
-		sb.web.Close()
-		if err := sb.srv.Shutdown(ctx); err != nil {
-			_ = sb.srv.Close()
-		}
-		<-sb.done
-	})
 }
 
 // peer connects a peer and says hello with params.
@@ -280,34 +111,34 @@ func request(p *bridgetest.Peer, method string) map[string]any {
 // README (docs/status.png, written with BRIDGE_SCREENSHOT=1).
 func TestStatusPage(t *testing.T) {
 	so := session.Options{ResumeWait: time.Minute, BusyAfter: 1500 * time.Millisecond}
-	first := serveStatusBridge(t, "127.0.0.1:0", so, web.Options{Version: "0.4.0"})
-	p := openStatusPage(t, "http://"+first.addr+"/")
+	first := bridgetest.Start(t, &so, &web.Options{Version: "0.4.0"})
+	p := openStatusPage(t, first.URL+"/")
 	p.waitJS(10*time.Second, "the page to go live", `document.getElementById('link').dataset.state === 'live'`)
-	if v, _ := pageEval[string](p, `document.getElementById('version').textContent + ' ' + document.getElementById('address').textContent`); v != "0.4.0 "+first.addr {
+	if v, _ := pageEval[string](p, `document.getElementById('version').textContent + ' ' + document.getElementById('address').textContent`); v != "0.4.0 "+first.Addr {
 		t.Errorf("version and address shown: %q", v)
 	}
 
 	// A host connects: its row appears, connected.
 	aeHello := map[string]any{"app": "aftereffects", "kind": "host", "instance": "ae-7f3a", "boot": "b-1", "replay": true,
 		"label": "AYON panel", "version": "1.4.0", "methods": []string{"get_items", "open", "save", "render", "set_context"}}
-	ae := peer(t, first.wsURL(), aeHello)
+	ae := peer(t, first.WSURL, aeHello)
 	p.waitJS(10*time.Second, "the host's row", rowState("aftereffects", "ae-7f3a")+` === 'connected'`)
 	p.waitJS(10*time.Second, "the session count", `document.getElementById('t-sessions').textContent === '1'`)
 	// Its methods show on expand.
-	p.do(10*time.Second, chromedp.Click(chromedp.CSS(`#sessions tbody tr[data-instance="ae-7f3a"] button.toggle`)))
+	p.Do(10*time.Second, chromedp.Click(chromedp.CSS(`#sessions tbody tr[data-instance="ae-7f3a"] button.toggle`)))
 	p.waitJS(10*time.Second, "the host's methods", `[].map.call(document.querySelectorAll('#sessions tr.methods .chip'), function (c) { return c.textContent; }).join(' ') === 'aftereffects.get_items aftereffects.open aftereffects.save aftereffects.render aftereffects.set_context'`)
 
 	// It drops: reconnecting; it comes back (same boot): connected, one resume.
 	ae.Conn.CloseNow()
 	p.waitJS(10*time.Second, "the host reconnecting", rowState("aftereffects", "ae-7f3a")+` === 'reconnecting'`)
-	ae = peer(t, first.wsURL(), aeHello)
+	ae = peer(t, first.WSURL, aeHello)
 	p.waitJS(10*time.Second, "the host back", rowState("aftereffects", "ae-7f3a")+` === 'connected'`)
 	p.waitJS(10*time.Second, "the resume counted", `document.getElementById('t-resumes').textContent === '1'`)
 	p.waitJS(10*time.Second, "the state changes in the log",
 		`[].some.call(document.querySelectorAll('#log li[data-topic="session.state"]'), function (l) { return /ae-7f3a is reconnecting/.test(l.textContent); })`)
 
 	// A call the host does not answer yet is in flight; answered, it goes.
-	tool := peer(t, first.wsURL(), map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "label": "publisher", "version": "2.0"})
+	tool := peer(t, first.WSURL, map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "label": "publisher", "version": "2.0"})
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "c1", "method": "aftereffects.get_items", "params": map[string]any{"comps": true},
 		"meta": map[string]any{"target": "ae-7f3a"}})
 	req := request(ae, "get_items")
@@ -317,13 +148,13 @@ func TestStatusPage(t *testing.T) {
 	p.waitJS(10*time.Second, "the call gone", `!`+callRow("aftereffects.get_items"))
 
 	// A call that fails shows in the log; the log filters by app.
-	ps := peer(t, first.wsURL(), map[string]any{"app": "photoshop", "kind": "host", "instance": "ps-2", "label": "AYON panel", "version": "1.4.0",
+	ps := peer(t, first.WSURL, map[string]any{"app": "photoshop", "kind": "host", "instance": "ps-2", "label": "AYON panel", "version": "1.4.0",
 		"methods": []string{"export", "save"}})
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "c2", "method": "aftereffects.render", "meta": map[string]any{"timeout_ms": 200}})
 	p.waitJS(10*time.Second, "the failed call in the log",
 		`[].some.call(document.querySelectorAll('#log li[data-topic="bridge.call.failed"]'), function (l) { return /aftereffects\.render/.test(l.textContent) && /-32002/.test(l.textContent); })`)
 	filter := func(app string) {
-		p.t.Helper()
+		p.T.Helper()
 		if _, err := pageEval[bool](p, fmt.Sprintf(`(function () { var s = document.getElementById('log-app'); s.value = %q; s.dispatchEvent(new Event('change')); return s.value === %q; })()`, app, app)); err != nil {
 			t.Fatal(err)
 		}
@@ -353,9 +184,9 @@ func TestStatusPage(t *testing.T) {
 	setCtx := request(ae, "set_context")
 	ae.Send(map[string]any{"jsonrpc": "2.0", "id": setCtx["id"], "result": true})
 	resultOf(tool.Expect(10*time.Second, func(m map[string]any) bool { return m["id"] == "ctx" }))
-	blender := peer(t, first.wsURL(), map[string]any{"app": "blender", "kind": "host", "instance": "bl-lighting", "boot": "b-9", "replay": true,
+	blender := peer(t, first.WSURL, map[string]any{"app": "blender", "kind": "host", "instance": "bl-lighting", "boot": "b-9", "replay": true,
 		"label": "bridge addon", "version": "4.2", "methods": []string{"render", "open"}})
-	maya := peer(t, first.wsURL(), map[string]any{"app": "maya", "kind": "host", "instance": "maya-anim-03", "label": "dccbridge shelf", "version": "2025",
+	maya := peer(t, first.WSURL, map[string]any{"app": "maya", "kind": "host", "instance": "maya-anim-03", "label": "dccbridge shelf", "version": "2025",
 		"methods": []string{"open", "export_abc"}})
 	_ = maya
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "c3", "method": "photoshop.export", "params": map[string]any{"psd": "/shots/sh010/comp.psd"}})
@@ -375,9 +206,9 @@ func TestStatusPage(t *testing.T) {
 	if over, _ := pageEval[string](p, `[].filter.call(document.querySelectorAll('.scroll'), function (s) { return s.scrollWidth > s.clientWidth; }).map(function (s) { return s.firstElementChild.id + ' ' + s.scrollWidth + '>' + s.clientWidth; }).join(', ')`); over != "" {
 		t.Errorf("tables wider than the 1280 px window: %s", over)
 	}
-	p.do(10*time.Second, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 1, 1)) // no hover highlight in the picture
+	p.Do(10*time.Second, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 1, 1)) // no hover highlight in the picture
 	shot := screenshotPath(t)
-	p.do(10*time.Second, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	p.Do(10*time.Second, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		png, err := chromedp.FullScreenshot(100)(ctx, tg)
 		if err != nil {
 			return err
@@ -388,18 +219,18 @@ func TestStatusPage(t *testing.T) {
 		return os.WriteFile(shot, png, 0o644)
 	}))
 	// Dark mode follows the system.
-	p.do(10*time.Second, colorScheme("dark"))
+	p.Do(10*time.Second, colorScheme("dark"))
 	if bg, _ := pageEval[string](p, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(14, 17, 21)" {
 		t.Errorf("dark mode background %q", bg)
 	}
-	p.do(10*time.Second, colorScheme("light"))
+	p.Do(10*time.Second, colorScheme("light"))
 
 	// The bridge restarts on the same port: the page shows it unreachable,
 	// then recovers by itself and shows the new bridge's sessions.
-	first.stop()
+	first.Stop()
 	p.waitJS(10*time.Second, "the page offline", `document.getElementById('link').dataset.state === 'offline'`)
-	second := serveStatusBridge(t, first.addr, so, web.Options{Version: "0.4.0"})
-	peer(t, second.wsURL(), map[string]any{"app": "houdini", "kind": "host", "instance": "hou-fx-1", "methods": []string{"cook"}})
+	second := bridgetest.StartOn(t, first.Addr, &so, &web.Options{Version: "0.4.0"})
+	peer(t, second.WSURL, map[string]any{"app": "houdini", "kind": "host", "instance": "hou-fx-1", "methods": []string{"cook"}})
 	p.waitJS(20*time.Second, "the new bridge's host", rowState("houdini", "hou-fx-1")+` === 'connected'`)
 	p.waitJS(10*time.Second, "only the new bridge's sessions", `document.querySelectorAll('#sessions tbody tr[data-app]').length === 1`)
 	p.waitJS(10*time.Second, "the page live again", `document.getElementById('link').dataset.state === 'live'`)
@@ -417,14 +248,14 @@ func TestStatusPage(t *testing.T) {
 // ?token=) and keeps it for the tab across a reload.
 func TestStatusPageToken(t *testing.T) {
 	const token = "page-token-1"
-	b := serveStatusBridge(t, "127.0.0.1:0", session.Options{}, web.Options{Token: token, TokenInForce: true})
-	p := openStatusPage(t, "http://"+b.addr+"/")
+	b := bridgetest.Start(t, nil, &web.Options{Token: token, TokenInForce: true})
+	p := openStatusPage(t, b.URL+"/")
 	p.waitJS(10*time.Second, "the token prompt", `!document.getElementById('token-box').hidden && document.getElementById('link').dataset.state === 'token'`)
-	p.do(10*time.Second,
+	p.Do(10*time.Second,
 		chromedp.SendKeys(chromedp.CSS(`#token-input`), token),
 		chromedp.Click(chromedp.CSS(`#token-box button`)))
 	p.waitJS(10*time.Second, "the page live", `document.getElementById('token-box').hidden && document.getElementById('link').dataset.state === 'live'`)
-	h := bridgetest.Dial(t, b.wsURL()+"?token="+token, nil)
+	h := bridgetest.Dial(t, b.WSURL+"?token="+token, nil)
 	h.Hello(map[string]any{"app": "premiere", "instance": "pr-1"})
 	p.waitJS(10*time.Second, "the row", rowState("premiere", "pr-1")+` === 'connected'`)
 	p.waitJS(10*time.Second, "the event through the stream", `document.querySelector('#log li[data-topic="session.joined"]')`)
@@ -432,7 +263,7 @@ func TestStatusPageToken(t *testing.T) {
 		t.Errorf("token state shown: %q", s)
 	}
 
-	p.do(30*time.Second, chromedp.Reload())
+	p.Do(30*time.Second, chromedp.Reload())
 	p.waitJS(10*time.Second, "the page live after a reload, without asking", `document.getElementById('token-box').hidden && document.getElementById('link').dataset.state === 'live' && `+rowState("premiere", "pr-1")+` === 'connected'`)
 
 	// A wrong token kept from before (the bridge restarted with another):
@@ -440,7 +271,7 @@ func TestStatusPageToken(t *testing.T) {
 	if _, err := pageEval[bool](p, `sessionStorage.setItem('dccbridge.token', 'stale'), true`); err != nil {
 		t.Fatal(err)
 	}
-	p.do(30*time.Second, chromedp.Reload())
+	p.Do(30*time.Second, chromedp.Reload())
 	p.waitJS(10*time.Second, "the prompt again", `!document.getElementById('token-box').hidden && /refused/.test(document.getElementById('token-why').textContent)`)
 	if n, _ := pageEval[string](p, `String(document.querySelectorAll('#sessions tbody tr').length)`); n != "0" {
 		t.Errorf("rows shown without a valid token: %s", n)

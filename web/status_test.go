@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -488,20 +487,9 @@ func TestStatusEventRing(t *testing.T) {
 // TestStatusEventStreamOutlivesWriteTimeout: an http.Server's
 // WriteTimeout does not end an /api/events stream.
 func TestStatusEventStreamOutlivesWriteTimeout(t *testing.T) {
-	r := session.New(session.Options{})
-	srv := httptest.NewUnstartedServer(nil)
-	h := web.New(web.Options{Router: r, Addr: srv.Listener.Addr().String()})
-	srv.Config.Handler = h
-	srv.Config.WriteTimeout = 200 * time.Millisecond
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = r.Shutdown(ctx)
-		h.Close()
-		srv.Close()
-	})
-	b := &bridgetest.Bridge{Router: r, Web: h, Server: srv, URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	b := bridgetest.NewUnstarted(t, "127.0.0.1:0", nil, nil)
+	b.Server.Config.WriteTimeout = 200 * time.Millisecond
+	b.Server.Start()
 	s := openEvents(t, b, "", "")
 	s.hello()
 	time.Sleep(500 * time.Millisecond) // past the write timeout

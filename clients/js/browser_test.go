@@ -2,24 +2,18 @@ package js_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/chromedp"
-
 	"github.com/dccbridge/dccbridge/internal/bridgetest"
+	"github.com/dccbridge/dccbridge/internal/browsertest"
 	"github.com/dccbridge/dccbridge/session"
 	"github.com/dccbridge/dccbridge/web"
 )
@@ -34,162 +28,31 @@ const pageToken = "browser-test-token"
 // builds are the two forms of the SDK a page can load.
 var builds = []string{"module", "classic"}
 
-// chromiumPath returns the chromium to run; it skips the test when there is
-// none, unless BRIDGE_BROWSER_TESTS is set.
-func chromiumPath(t *testing.T) string {
+// page is one tab of the browser, with the helpers of these tests.
+type page struct{ *browsertest.Page }
+
+// open opens url in a new tab of br, closed when t ends.
+func open(t *testing.T, br *browsertest.Browser, url string) *page {
 	t.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if browserTests() {
-		t.Fatal("BRIDGE_BROWSER_TESTS is set but chromium is missing (apt-get install chromium)")
-	}
-	t.Skip("chromium is missing (set BRIDGE_BROWSER_TESTS=1 to make that a failure)")
-	return ""
-}
-
-// browser is one headless Chromium with a fresh profile, for one test.
-type browser struct {
-	t   *testing.T
-	ctx context.Context // the browser's chromedp context (first tab)
-
-	mu   sync.Mutex
-	logs []string // console output and exceptions of the pages
-}
-
-// startBrowser starts chromium for t and stops it when t ends.
-func startBrowser(t *testing.T) *browser {
-	t.Helper()
-	path := chromiumPath(t)
-	profile := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(profile),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	b := &browser{t: t, ctx: ctx}
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		if t.Failed() {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			for _, l := range b.logs {
-				t.Logf("page: %s", l)
-			}
-		}
-	})
-	// The first Run starts the browser; it has no timeout of its own (that
-	// would stop the browser), so bound it from outside.
-	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(ctx) }()
-	select {
-	case err := <-started:
-		if err != nil {
-			t.Fatalf("starting chromium: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("chromium did not start within 60 s")
-	}
-	return b
-}
-
-func (b *browser) logf(format string, args ...any) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.logs = append(b.logs, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
-}
-
-// page is one tab of the browser.
-type page struct {
-	t   *testing.T
-	b   *browser
-	ctx context.Context
-}
-
-// open opens url in a new tab, closed when t ends.
-func (b *browser) open(t *testing.T, url string) *page {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
-	t.Cleanup(cancel)
-	p := &page{t: t, b: b, ctx: ctx}
-	if err := chromedp.Listen(ctx, func(ev any) {
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			var parts []string
-			for _, a := range e.Args {
-				if len(a.Value) > 0 {
-					parts = append(parts, string(a.Value))
-				} else {
-					parts = append(parts, a.Description)
-				}
-			}
-			b.logf("console.%s %s", e.Type, strings.Join(parts, " "))
-		case *runtime.EventExceptionThrown:
-			d := e.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil {
-				msg += " " + d.Exception.Description
-			}
-			b.logf("exception %s:%d %s", d.URL, d.LineNumber, msg)
-		}
-	}); err != nil {
-		t.Fatalf("listening to the tab: %v", err)
-	}
-	ctxNav, cancelNav := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelNav()
-	if err := chromedp.Do(ctxNav, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("navigate %s: %v", url, err)
-	}
-	return p
+	return &page{br.Open(t, url)}
 }
 
 // eval evaluates expr in the page and decodes its value into T (awaiting
 // a promise), failing the test after timeout.
 func eval[T any](p *page, timeout time.Duration, expr string) T {
-	p.t.Helper()
-	v, err := tryEval[T](p, timeout, expr)
-	if err != nil {
-		p.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-func tryEval[T any](p *page, timeout time.Duration, expr string) (T, error) {
-	ctx, cancel := context.WithTimeout(p.ctx, timeout)
-	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	p.T.Helper()
+	return browsertest.Eval[T](p.Page, timeout, expr)
 }
 
 // waitJS polls the boolean expr until it is true, failing after timeout.
 func (p *page) waitJS(timeout time.Duration, expr string) {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		ok, err := tryEval[bool](p, max(time.Until(deadline), time.Millisecond), "!!("+expr+")")
-		if err == nil && ok {
-			return
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
+	p.T.Helper()
+	ok, last := p.Poll(timeout, expr)
+	if ok {
+		return
 	}
-	state, _ := tryEval[string](p, 5*time.Second, "JSON.stringify({state: T.bridge && T.bridge.state, states: T.states, runs: T.runs})")
-	p.t.Fatalf("waited %v for %s (last error: %v; page: %s)", timeout, expr, last, state)
+	state, _ := browsertest.TryEval[string](p.Page, 5*time.Second, "JSON.stringify({state: T.bridge && T.bridge.state, states: T.states, runs: T.runs})")
+	p.T.Fatalf("waited %v for %s (last error: %v; page: %s)", timeout, expr, last, state)
 }
 
 // harness is the page's test code, shared by both builds: setup connects
@@ -294,13 +157,13 @@ setup(connectBridge, ` + string(c) + `);
 
 // waitReady waits until the page's bridge says it is ready.
 func (p *page) waitReady() {
-	p.t.Helper()
+	p.T.Helper()
 	p.waitJS(30*time.Second, "window.T && T.bridge && T.bridge.state === 'ready'")
 }
 
 // result waits for T.results[key] and returns it.
 func (p *page) result(key string, timeout time.Duration) map[string]any {
-	p.t.Helper()
+	p.T.Helper()
 	p.waitJS(timeout, "T.results["+jsString(key)+"]")
 	return eval[map[string]any](p, 10*time.Second, "T.results["+jsString(key)+"]")
 }
@@ -368,12 +231,12 @@ func errorOf(t *testing.T, m map[string]any) map[string]any {
 // tool, events reach the page, progress reaches the caller, a cancel aborts
 // the handler's signal, errors carry code and data, context reaches the page.
 func TestBrowserBasic(t *testing.T) {
-	br := startBrowser(t)
+	br := browsertest.Start(t)
 	for _, build := range builds {
 		t.Run(build, func(t *testing.T) {
 			b := bridgetest.Start(t, &session.Options{}, &web.Options{Token: pageToken})
 			app := "basic" + build
-			p := br.open(t, writePage(t, build, b.URL, pageConfig{URL: b.WSURL, App: app, Token: pageToken}))
+			p := open(t, br, writePage(t, build, b.URL, pageConfig{URL: b.WSURL, App: app, Token: pageToken}))
 			tl := tool(t, b.WSURL, "tool-1", "publish")
 			p.waitReady()
 
@@ -618,13 +481,13 @@ func sessionOf(r *session.Router, app string) (session.SessionInfo, bool) {
 // blocking) when the re-sent call arrives, and a page's own call whose reply
 // the bridge holds while the page is away.
 func TestBrowserResume(t *testing.T) {
-	br := startBrowser(t)
+	br := browsertest.Start(t)
 	for _, build := range builds {
 		t.Run(build, func(t *testing.T) {
 			b := bridgetest.Start(t, &session.Options{}, &web.Options{Token: pageToken})
 			px := startProxy(t, strings.TrimPrefix(b.URL, "http://"))
 			app := "resume" + build
-			p := br.open(t, writePage(t, build, b.URL, pageConfig{URL: "ws://" + px.addr() + "/ws", App: app, Token: pageToken, Instance: "panel-" + build}))
+			p := open(t, br, writePage(t, build, b.URL, pageConfig{URL: "ws://" + px.addr() + "/ws", App: app, Token: pageToken, Instance: "panel-" + build}))
 			tl := tool(t, b.WSURL, "tool-1", "slow")
 			p.waitReady()
 
@@ -699,67 +562,19 @@ func TestBrowserResume(t *testing.T) {
 	}
 }
 
-// ownBridge is a bridge served on an address the test chooses, so that it
-// can be stopped and started again on the same port.
-type ownBridge struct {
-	router *session.Router
-	web    *web.Server
-	srv    *http.Server
-	addr   string
-	done   chan struct{}
-}
-
-// serveBridge starts a bridge on addr (127.0.0.1:0 for any port).
-func serveBridge(t *testing.T, addr string) *ownBridge {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // the old bridge's socket may linger a moment
-	}
-	if err != nil {
-		t.Fatalf("listen %s: %v", addr, err)
-	}
-	r := session.New(session.Options{Token: pageToken})
-	h := web.New(web.Options{Router: r, Addr: ln.Addr().String(), Token: pageToken})
-	ob := &ownBridge{router: r, web: h, srv: &http.Server{Handler: h, ErrorLog: nil}, addr: ln.Addr().String(), done: make(chan struct{})}
-	go func() {
-		defer close(ob.done)
-		if err := ob.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	t.Cleanup(ob.stop)
-	return ob
-}
-
-// stop shuts the bridge down (sessions closed with 1001); safe twice.
-func (ob *ownBridge) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = ob.router.Shutdown(ctx)
-	ob.web.Close()
-	_ = ob.srv.Close()
-	<-ob.done
-}
-
 // TestBrowserBridgeRestart: the bridge stops and a new one starts on the same
 // port under a connected page; the page reconnects and registers again by
 // itself, a call it made while the bridge was down goes out after the new
 // hello, and a new call runs the handler again (a new bridge never reuses a
 // forwarded id, so the result cache does not answer it).
 func TestBrowserBridgeRestart(t *testing.T) {
-	br := startBrowser(t)
+	br := browsertest.Start(t)
 	for _, build := range builds {
 		t.Run(build, func(t *testing.T) {
-			first := serveBridge(t, "127.0.0.1:0")
-			base := "http://" + first.addr
-			wsURL := "ws://" + first.addr + "/ws"
+			first := bridgetest.Start(t, &session.Options{}, &web.Options{Token: pageToken})
+			wsURL := first.WSURL
 			app := "restart" + build
-			p := br.open(t, writePage(t, build, base, pageConfig{URL: wsURL, App: app, Token: pageToken, Instance: "panel-" + build}))
+			p := open(t, br, writePage(t, build, first.URL, pageConfig{URL: wsURL, App: app, Token: pageToken, Instance: "panel-" + build}))
 			p.waitReady()
 			firstSession := eval[string](p, 10*time.Second, "T.bridge.session")
 
@@ -770,12 +585,12 @@ func TestBrowserBridgeRestart(t *testing.T) {
 				t.Fatalf("echo ran %v times, want 1", n)
 			}
 
-			first.stop()
+			first.Stop()
 			p.waitJS(20*time.Second, "T.bridge.state === 'reconnecting'")
 			// A call made while the bridge is down waits in the SDK.
 			eval[bool](p, 10*time.Second, `start("queued", "pipeline.publish", {q: 1}, {waitMs: 20000})`)
 
-			serveBridge(t, first.addr)
+			bridgetest.StartOn(t, first.Addr, &session.Options{}, &web.Options{Token: pageToken})
 			tl2 := tool(t, wsURL, "tool-2", "publish")
 			req := request(t, tl2, "publish", 30*time.Second)
 			tl2.Send(map[string]any{"jsonrpc": "2.0", "id": req["id"], "result": "done"})

@@ -283,27 +283,22 @@ func bench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*report, err
 			if !sc.runsOn(t) {
 				continue
 			}
+			var failure string
 			if sc.kind == resumeScenario {
 				log.Info("running", "scenario", sc.name, "target", t.name, "cycles", sc.cycles, "max_duration", cfg.MaxDuration)
 				r := runResumeScenario(ctx, procs, env, t, sc)
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				if r.Failure != "" {
-					log.Error("scenario failed", "scenario", sc.name, "target", t.name, "err", r.Failure)
-				}
-				rep.Resume = &r
-				continue
+				rep.Resume, failure = &r, r.Failure
+			} else {
+				log.Info("running", "scenario", sc.name, "target", t.name, "calls", sc.calls, "max_duration", cfg.MaxDuration)
+				r := runScenario(ctx, procs, env, t, sc)
+				rep.Results, failure = append(rep.Results, r), r.Failure
 			}
-			log.Info("running", "scenario", sc.name, "target", t.name, "calls", sc.calls, "max_duration", cfg.MaxDuration)
-			r := runScenario(ctx, procs, env, t, sc)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if r.Failure != "" {
-				log.Error("scenario failed", "scenario", sc.name, "target", t.name, "err", r.Failure)
+			if failure != "" {
+				log.Error("scenario failed", "scenario", sc.name, "target", t.name, "err", failure)
 			}
-			rep.Results = append(rep.Results, r)
 		}
 	}
 	rep.computeRatios()
@@ -319,7 +314,7 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 	if cfg.Warmup > 0 {
 		warmupCalls = max(sc.calls/10, 10*sc.callers)
 	}
-	args := append([]string{"tools",
+	args := []string{
 		"-url", t.toolsURL,
 		"-relay-routing=" + strconv.FormatBool(t.relayRouting),
 		"-n", strconv.Itoa(sc.callers),
@@ -328,38 +323,12 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 		"-warmup-calls", strconv.Itoa(warmupCalls),
 		"-warmup", cfg.Warmup.String(),
 		"-payload", strconv.Itoa(cfg.Payload),
-	}, env.childFlags()...)
-	c, err := procs.start(childSpec{Name: "tools-" + t.name, Path: env.self, Args: args, Lifeline: true}, env.stderr)
-	if err != nil {
-		r.Failure = err.Error()
-		return r
 	}
-	defer c.stop(stopGrace)
-
 	// Dialing, warm-up, measured phase, and the grace each phase allows.
 	limit := cfg.ReadyTimeout + cfg.Warmup + cfg.MaxDuration + 2*replyGrace + 10*time.Second
-	select {
-	case <-c.done:
-	case <-time.After(limit):
-		r.Failure = fmt.Sprintf("tools process still running after %v; killed", limit)
-		return r
-	case <-ctx.Done():
-		return r
+	if runChild(ctx, procs, env, t, "tools", args, limit, &r, &r.Failure) {
+		r.Scenario, r.Target = sc.name, t.name
 	}
-	if err := decodeChildOutput(c.name, c.out.Bytes(), &r); err != nil {
-		r.Failure = err.Error()
-		if c.err != nil {
-			r.Failure = c.exitError().Error()
-		}
-	} else if c.err != nil && r.Failure == "" {
-		r.Failure = c.exitError().Error()
-	}
-	select {
-	case <-t.server.done: // the likeliest cause of whatever the tools saw
-		r.Failure = fmt.Sprintf("%v (during or before this scenario); tools: %s", t.server.exitError(), r.Failure)
-	default:
-	}
-	r.Scenario, r.Target = sc.name, t.name
 	return r
 }
 
@@ -369,44 +338,61 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 func runResumeScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, sc scenario) resumeResult {
 	cfg := env.cfg
 	r := resumeResult{Target: t.name, CyclesRequested: sc.cycles}
-	args := append([]string{"resume",
+	args := []string{
 		"-url", t.toolsURL,
 		"-cycles", strconv.Itoa(sc.cycles),
 		"-max-duration", cfg.MaxDuration.String(),
 		"-payload", strconv.Itoa(cfg.Payload),
-	}, env.childFlags()...)
-	c, err := procs.start(childSpec{Name: "resume-" + t.name, Path: env.self, Args: args, Lifeline: true}, env.stderr)
+	}
+	// Dialing, the cycles, the last cycle's and the final check's waits.
+	limit := cfg.ReadyTimeout + cfg.MaxDuration + 2*resumeStepTimeout + 10*time.Second
+	if runChild(ctx, procs, env, t, "resume", args, limit, &r, &r.Failure) {
+		r.Target = t.name
+		r.P50TargetUs = micros(resumeP50Target)
+		r.P50TargetMet = r.ok() && r.P50us <= r.P50TargetUs
+	}
+	return r
+}
+
+// runChild runs this program's subcommand cmd ("tools" or "resume") with
+// args and the shared child flags against t, waits up to limit for it to
+// end, and decodes the result it prints into out. failure points at out's
+// Failure field: runChild sets it when the child could not start, outlived
+// limit, printed no result or exited with an error its result does not
+// explain, and prefixes t's server's exit when that server has ended (the
+// likeliest cause of whatever the child saw). It reports whether the child
+// ended and its result was read: false when it could not start or outlived
+// limit, and when ctx ended first (failure left empty; the caller checks
+// ctx).
+func runChild(ctx context.Context, procs *procSet, env *benchEnv, t *target, cmd string, args []string, limit time.Duration, out any, failure *string) bool {
+	args = append(append([]string{cmd}, args...), env.childFlags()...)
+	c, err := procs.start(childSpec{Name: cmd + "-" + t.name, Path: env.self, Args: args, Lifeline: true}, env.stderr)
 	if err != nil {
-		r.Failure = err.Error()
-		return r
+		*failure = err.Error()
+		return false
 	}
 	defer c.stop(stopGrace)
 
-	// Dialing, the cycles, the last cycle's and the final check's waits.
-	limit := cfg.ReadyTimeout + cfg.MaxDuration + 2*resumeStepTimeout + 10*time.Second
 	select {
 	case <-c.done:
 	case <-time.After(limit):
-		r.Failure = fmt.Sprintf("resume process still running after %v; killed", limit)
-		return r
+		*failure = fmt.Sprintf("%s process still running after %v; killed", cmd, limit)
+		return false
 	case <-ctx.Done():
-		return r
+		return false
 	}
-	if err := decodeChildOutput(c.name, c.out.Bytes(), &r); err != nil {
-		r.Failure = err.Error()
+	if err := decodeChildOutput(c.name, c.out.Bytes(), out); err != nil {
+		*failure = err.Error()
 		if c.err != nil {
-			r.Failure = c.exitError().Error()
+			*failure = c.exitError().Error()
 		}
-	} else if c.err != nil && r.Failure == "" {
-		r.Failure = c.exitError().Error()
+	} else if c.err != nil && *failure == "" {
+		*failure = c.exitError().Error()
 	}
 	select {
-	case <-t.server.done:
-		r.Failure = fmt.Sprintf("%v (during or before this scenario); resume: %s", t.server.exitError(), r.Failure)
+	case <-t.server.done: // the likeliest cause of whatever the child saw
+		*failure = fmt.Sprintf("%v (during or before this scenario); %s: %s", t.server.exitError(), cmd, *failure)
 	default:
 	}
-	r.Target = t.name
-	r.P50TargetUs = micros(resumeP50Target)
-	r.P50TargetMet = r.ok() && r.P50us <= r.P50TargetUs
-	return r
+	return true
 }

@@ -5,9 +5,9 @@ package bridgetest
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,18 +18,43 @@ import (
 	"github.com/dccbridge/dccbridge/web"
 )
 
-// Bridge is a bridge served by httptest on 127.0.0.1.
+// Bridge is a bridge served by httptest.
 type Bridge struct {
 	Router *session.Router
-	Web    *web.Server // Close it before Server when ending the bridge early
+	Web    *web.Server // Close it before Server when ending the bridge early (Stop does)
 	Server *httptest.Server
-	URL    string // http://127.0.0.1:port
-	WSURL  string // ws://127.0.0.1:port/ws
+	Addr   string // host:port it listens on, 127.0.0.1:port unless StartOn was given another
+	URL    string // http://Addr
+	WSURL  string // ws://Addr/ws
+
+	stopOnce sync.Once
 }
 
-// Start serves a bridge for the test's lifetime. so and wo may be nil;
-// their Router is set by Start.
+// Start serves a bridge on a free port of 127.0.0.1 for the test's
+// lifetime. so and wo may be nil; see NewUnstarted for what it sets in
+// them.
 func Start(t testing.TB, so *session.Options, wo *web.Options) *Bridge {
+	t.Helper()
+	return StartOn(t, "127.0.0.1:0", so, wo)
+}
+
+// StartOn serves a bridge on addr (host:port; port 0 for a free one) until
+// Stop or the test's end. A restart test stops one bridge and starts
+// another on the first one's Addr.
+func StartOn(t testing.TB, addr string, so *session.Options, wo *web.Options) *Bridge {
+	t.Helper()
+	b := NewUnstarted(t, addr, so, wo)
+	b.Server.Start()
+	return b
+}
+
+// NewUnstarted returns a bridge listening on addr (as StartOn) whose
+// Server is not started yet: the caller may change b.Server.Config, then
+// calls b.Server.Start. Listening is retried for a while, as the socket of
+// a bridge just stopped on addr may linger. so and wo may be nil; their
+// Router is set, wo.Addr when empty is set to the address listened on, and
+// so.Token when empty is set to wo.Token. b.Stop runs when the test ends.
+func NewUnstarted(t testing.TB, addr string, so *session.Options, wo *web.Options) *Bridge {
 	t.Helper()
 	if so == nil {
 		so = &session.Options{}
@@ -40,22 +65,49 @@ func Start(t testing.TB, so *session.Options, wo *web.Options) *Bridge {
 	if so.Token == "" {
 		so.Token = wo.Token // one token for the upgrade and for hello
 	}
+	ln := listen(t, addr)
 	r := session.New(*so)
-	srv := httptest.NewUnstartedServer(nil)
 	wo.Router = r
-	wo.Addr = srv.Listener.Addr().String()
+	if wo.Addr == "" {
+		wo.Addr = ln.Addr().String()
+	}
 	h := web.New(*wo)
-	srv.Config.Handler = h
-	srv.Start()
-	b := &Bridge{Router: r, Web: h, Server: srv, URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
-	t.Cleanup(func() {
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}} // as httptest.NewUnstartedServer makes it
+	b := &Bridge{Router: r, Web: h, Server: srv, Addr: ln.Addr().String()}
+	b.URL = "http://" + b.Addr
+	b.WSURL = "ws://" + b.Addr + "/ws"
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// listen listens on addr, retrying for up to 10 s while it is in use.
+func listen(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	return ln
+}
+
+// Stop shuts the bridge down: its sessions are closed with 1001 (the
+// Router's Shutdown, for up to 5 s), then the status page's event streams,
+// then the server. It is safe to call more than once.
+func (b *Bridge) Stop() {
+	b.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = r.Shutdown(ctx)
-		h.Close()
-		srv.Close()
+		_ = b.Router.Shutdown(ctx)
+		b.Web.Close()
+		b.Server.Close()
 	})
-	return b
 }
 
 // Peer is a raw websocket JSON-RPC peer: it sends and reads JSON text.
