@@ -31,7 +31,7 @@ func (r *Router) builtin(c *caller, m *rpc.Message, out sink) {
 		out.deliver(rpc.AppendResult(nil, m.ID, b, nil))
 	}
 	s := c.session
-	name := strings.TrimPrefix(m.Method, "bridge.")
+	name := m.Method[len("bridge."):]
 	switch name {
 	case "hello", "register", "unregister", "subscribe", "unsubscribe":
 		if s == nil {
@@ -41,6 +41,12 @@ func (r *Router) builtin(c *caller, m *rpc.Message, out sink) {
 	}
 	switch name {
 	case "hello":
+		if _, inBatch := out.(*batchReplies); inBatch {
+			// Its result must precede any re-sent call; in a batch it
+			// would wait for the other members.
+			reply(nil, rpc.Errorf(rpc.CodeInvalidRequest, "Invalid Request: send bridge.hello alone, not in a batch"))
+			return
+		}
 		r.hello(s, m, reply)
 	case "register", "unregister":
 		reply(r.register(s, m.Params, name == "register"))

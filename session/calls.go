@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
@@ -214,7 +215,12 @@ func (r *Router) dispatch(cl *call) {
 	r.waiting.Add(cl, cl.wait, func(cl *call) {
 		d := cl.errorData()
 		d["waited_ms"] = cl.wait.Milliseconds()
-		r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "no healthy session offers %s (waited %v)", cl.method, cl.wait).WithData(d))
+		msg := fmt.Sprintf("no healthy session offers %s (waited %v)", cl.method, cl.wait)
+		if states := r.unavailable(cl.method, cl.target); len(states) > 0 {
+			d["unavailable"] = states
+			msg += ": " + strings.Join(states, ", ")
+		}
+		r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "%s", msg).WithData(d))
 	})
 }
 
@@ -335,11 +341,20 @@ func (r *Router) callFailed(cl *call, code int64, message string) {
 // cancelAtCallee tells the callee to stop cl, if cl was written to it;
 // r.mu is held.
 func (r *Router) cancelAtCallee(cl *call) {
-	if cl.callee == nil || cl.markWithdrawn() {
-		return // never sent
+	switch {
+	case cl.callee == nil || cl.markWithdrawn():
+		// never sent
+	case cl.callee.reconnecting: // parked: told when it comes back
+		cl.callee.cancelled = append(cl.callee.cancelled, cl.fid)
+	default:
+		cl.callee.send(cancelFrame(cl.fid))
 	}
-	params := append(append([]byte(`{"id":`), rpc.AppendString(nil, cl.fid)...), '}')
-	cl.callee.send(rpc.AppendRequest(nil, nil, "$/cancelRequest", params, nil))
+}
+
+// cancelFrame is the $/cancelRequest a callee gets for a forwarded id.
+func cancelFrame(fid string) []byte {
+	params := append(append([]byte(`{"id":`), rpc.AppendString(nil, fid)...), '}')
+	return rpc.AppendRequest(nil, nil, "$/cancelRequest", params, nil)
 }
 
 // expire ends cl with -32002 when its timeout runs out.

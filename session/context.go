@@ -75,7 +75,8 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 	full := app + ".set_context"
 	var hosts []*Session
 	for _, s := range r.offers[full] {
-		if s.healthy() && s.kind == "host" && s.caller.app == app && (p.Target == "" || s.caller.instance == p.Target) {
+		// A busy host is included: its set_context waits until it is free.
+		if (s.healthy() || s.state() == StateBusy) && s.kind == "host" && s.caller.app == app && (p.Target == "" || s.caller.instance == p.Target) {
 			hosts = append(hosts, s)
 		}
 	}
@@ -100,6 +101,7 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 			by:      c,
 			target:  s.caller.instance,
 			timeout: msDuration(meta.TimeoutMS, r.opts.ContextTimeout),
+			wait:    msDuration(meta.TimeoutMS, r.opts.ContextTimeout),
 			started: r.clock.Now(),
 			out: sinkFunc(func(frame []byte) {
 				items, _ := rpc.Decode(frame)
@@ -113,6 +115,6 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 				}
 			}),
 		}
-		r.start(cl) // goes to s: the only session of app with that instance
+		r.start(cl) // to s (the session of app with that instance), now or when it is free
 	}
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -48,6 +49,20 @@ func (r *Router) appPresent(ns, instance string) bool {
 		}
 	}
 	return false
+}
+
+// unavailable describes the sessions that offer full (as instance target,
+// if given) but may not take calls now, e.g. `instance "ae-1" is busy`;
+// r.mu is held.
+func (r *Router) unavailable(full, target string) []string {
+	var states []string
+	for _, s := range r.offers[full] {
+		if !s.healthy() && (target == "" || s.caller.instance == target) {
+			states = append(states, fmt.Sprintf("instance %q is %s", s.caller.instance, s.state()))
+		}
+	}
+	slices.Sort(states)
+	return states
 }
 
 // setOffer replaces what s offers; r.mu is held.

@@ -179,15 +179,27 @@ func (r *Router) takeOver(g, n *Session) (resumed bool, pending int, after func(
 	delete(r.sessions, g.id)
 	r.setOffer(g, nil, nil)
 	r.tookOver(sameBoot, len(resend))
+	var cancels []string
+	if sameBoot {
+		cancels = g.cancelled
+	}
 	return sameBoot, len(resend), func() {
 		for _, f := range held {
-			n.send(f)
+			n.reply(f)
+		}
+		for _, fid := range cancels {
+			n.send(cancelFrame(fid))
 		}
 		for _, cl := range resend {
-			if _, offered := n.methods[cl.method]; offered {
+			_, offered := n.methods[cl.method]
+			switch {
+			case offered:
 				r.assign(cl, n)
-			} else {
+			case cl.idempotent:
 				r.dispatch(cl)
+			default: // it may have run here: never run it elsewhere
+				cl.callee = n
+				r.failMayHaveRun(cl, "came back without offering "+cl.method)
 			}
 		}
 	}

@@ -671,11 +671,15 @@ func TestResumeWaitExpiryVersusCallTimeout(t *testing.T) {
 			}
 
 			// Back with the same boot within the resume wait: nothing to
-			// re-send; the next thing the host gets is a new call.
+			// re-send, but the host is told the timed-out call is
+			// cancelled (DESIGN §3.4); then it gets a new call.
 			time.Sleep(time.Second)
 			host, res := b.dial(hostHello)
 			if res["resumed"] != true || res["pending"] != float64(0) {
 				t.Fatalf("hello after the timeout: %v", res)
+			}
+			if c := host.next(); c["method"] != "$/cancelRequest" || c["params"].(map[string]any)["id"] != m["id"] {
+				t.Fatalf("host got %v, want $/cancelRequest for the timed-out %v", c, m["id"])
 			}
 			tool.send(map[string]any{"jsonrpc": "2.0", "id": "save2", "method": "aftereffects.save"})
 			if again := host.next(); again["method"] != "save" || again["id"] == m["id"] {
@@ -833,6 +837,11 @@ func TestParkedCallsShown(t *testing.T) {
 	if res := host.helloFirst(hello); res["resumed"] != true || res["pending"] != float64(2) {
 		t.Fatalf("hello: %v, want resumed with 2 pending", res)
 	}
+	// The host is told of the call cancelled while it was away, before the
+	// re-sent ones.
+	if c := host.next(); c["method"] != "$/cancelRequest" {
+		t.Fatalf("want $/cancelRequest for the cancelled parked call, got %v", c)
+	}
 	for range 2 {
 		fid, _ := host.nextCall("render", 2)
 		if !fids[fid] {
@@ -889,4 +898,75 @@ func TestReplacementMovesWrittenCalls(t *testing.T) {
 		t.Fatalf("tool got %v", r)
 	}
 	wantState(t, tool, "aftereffects", "ae-1", "connected", 0, 0)
+}
+
+// A replay panel back with the same boot but without the method of its
+// parked call (it registers handlers later): the call may have run there,
+// so it fails -32004 may_have_run and never runs on the other instance.
+func TestResumeWithoutTheMethodNeverRunsElsewhere(t *testing.T) {
+	b, logs := rsStart(t, session.Options{ResumeWait: time.Minute})
+	hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b1", "replay": true, "methods": []string{"open"}}
+	host := dialRaw(t, b.WSURL, nil)
+	host.helloFirst(hello)
+	other := dialRaw(t, b.WSURL, nil)
+	other.helloFirst(map[string]any{"app": "aftereffects", "instance": "ae-2", "methods": []string{"open"}})
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	tool.Send(`{"jsonrpc":"2.0","id":"o1","method":"aftereffects.open","meta":{"target":"ae-1"}}`)
+	host.nextCall("open", 1)
+	host.conn.CloseNow()
+	logs.wait(t, rsWait, "session state", "instance", "ae-1", "state", "reconnecting")
+	wantState(t, tool, "aftereffects", "ae-1", "reconnecting", 0, 1)
+
+	back := dialRaw(t, b.WSURL, nil)
+	res := back.helloFirst(map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b1", "replay": true})
+	if res["resumed"] != true {
+		t.Fatalf("hello: %v", res)
+	}
+	code, data := rpcError(t, reply(t, tool, "o1"))
+	if code != -32004 || data["may_have_run"] != true || data["instance"] != "ae-1" {
+		t.Fatalf("got %d %v, want -32004 may_have_run naming ae-1", code, data)
+	}
+	tool.Send(`{"jsonrpc":"2.0","id":"p","method":"bridge.ping"}`)
+	reply(t, tool, "p")
+	if m, err := other.read(50 * time.Millisecond); err == nil {
+		t.Fatalf("the other instance got %v; the call must not run twice", m)
+	}
+}
+
+// -32001 for an instance that is there but cannot take calls says so.
+func TestNoSessionErrorNamesUnavailableInstance(t *testing.T) {
+	b, logs := rsStart(t, session.Options{ResumeWait: time.Minute})
+	host := dialRaw(t, b.WSURL, nil)
+	host.helloFirst(map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b1", "replay": true, "methods": []string{"open"}})
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	host.conn.CloseNow()
+	logs.wait(t, rsWait, "session state", "instance", "ae-1", "state", "reconnecting")
+	tool.Send(`{"jsonrpc":"2.0","id":"o1","method":"aftereffects.open","meta":{"wait_ms":50}}`)
+	code, data := rpcError(t, reply(t, tool, "o1"))
+	un, _ := data["unavailable"].([]any)
+	if code != -32001 || len(un) != 1 || un[0] != `instance "ae-1" is reconnecting` {
+		t.Fatalf("got %d %v, want -32001 naming ae-1 reconnecting", code, data)
+	}
+}
+
+// The bridge namespace is case-folded like every namespace, and hello may
+// not hide in a batch (its result must come before re-sent calls).
+func TestBuiltinNamespaceAndBatchedHello(t *testing.T) {
+	b, _ := rsStart(t, session.Options{})
+	p := bridgetest.Dial(t, b.WSURL, nil)
+	if r := p.Call(1, "Bridge.ping", nil); r["result"] == nil {
+		t.Fatalf("Bridge.ping: %v", r)
+	}
+	p.Send(`[{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"x"}},{"jsonrpc":"2.0","id":2,"method":"bridge.ping"}]`)
+	m := p.Read()
+	batch, _ := m["batch"].([]any)
+	if len(batch) != 2 {
+		t.Fatalf("want a batch reply of 2, got %v", m)
+	}
+	for _, x := range batch {
+		x := x.(map[string]any)
+		if x["id"] == 1.0 && x["error"].(map[string]any)["code"] != -32600.0 {
+			t.Errorf("hello in a batch: %v, want -32600", x)
+		}
+	}
 }

@@ -305,7 +305,8 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 			out.deliver(rpc.AppendError(nil, m.ID, e))
 		}
 	}
-	if s != nil && !s.authorized && m.Method != "bridge.hello" {
+	builtin := isBuiltin(m.Method)
+	if s != nil && !s.authorized && !(builtin && m.Method[len("bridge."):] == "hello") {
 		r.callRejected(m, rpc.CodeUnauthorized)
 		reply(rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: say bridge.hello with the bridge's token first (`bridge token` prints it)"))
 		return
@@ -319,11 +320,17 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 		if s != nil {
 			r.progress(s, m)
 		}
-	case strings.HasPrefix(m.Method, "bridge."):
+	case builtin:
 		r.builtin(c, m, out)
 	default:
 		r.route(c, m, out)
 	}
+}
+
+// isBuiltin reports whether method is in the bridge namespace (case-folded,
+// as every namespace is).
+func isBuiltin(method string) bool {
+	return len(method) > len("bridge.") && strings.EqualFold(method[:len("bridge.")], "bridge.")
 }
 
 // sessionSink delivers a reply to a session's queue.
@@ -341,7 +348,9 @@ func (s *Session) reply(frame []byte) {
 		s.held = append(s.held, frame)
 		return
 	}
-	s.push(outFrame{data: frame, reply: true}, classReply)
+	if !s.push(outFrame{data: frame, reply: true}, classReply) && s.replay {
+		s.held = append(s.held, frame) // its queue is full or closing: kept for its return
+	}
 }
 
 // send queues a reply or control frame for s; a full queue makes s a slow
@@ -372,8 +381,11 @@ func (r *Router) slowReader(s *Session) {
 	discarded := s.abort(websocket.StatusPolicyViolation, "slow reader: outbound queue full")
 	r.slowReaderClosed(len(discarded))
 	for _, f := range discarded {
-		if f.call != nil {
+		switch {
+		case f.call != nil:
 			f.call.markWithdrawn()
+		case f.reply && s.replay: // never written: held for its return
+			s.held = append(s.held, f.data)
 		}
 	}
 }

@@ -68,6 +68,7 @@ type Session struct {
 	reconnecting bool
 	resumeTimer  retry.Timer
 	held         [][]byte // replies for this replay caller, held while it reconnects
+	cancelled    []string // forwarded ids of parked calls cancelled while it reconnects
 	resumedBy    *Session // the session that took over after a resume
 
 	peerClose     atomic.Int32 // the close code the peer sent, if any

@@ -107,7 +107,7 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return true
 	}
-	return s.bindHost == "" || s.bindHost == "0.0.0.0" || s.bindHost == "::"
+	return s.bindHost == "0.0.0.0" || s.bindHost == "::" // an empty Addr is loopback only
 }
 
 func (s *Server) sameOrigin(r *http.Request, origin string) bool {
