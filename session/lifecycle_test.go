@@ -770,6 +770,13 @@ func TestMaxSessions(t *testing.T) {
 	logs.wait(t, 5*time.Second, "session ended", "session", ids[0])
 	fifth := bridgetest.Dial(t, b.WSURL, nil)
 	fifth.Hello(map[string]any{"app": "blender", "instance": "b-5"})
+
+	// So does a session that dropped: it waits for its instance
+	// (reconnecting) without holding a place.
+	_ = peers[1].Conn.CloseNow()
+	logs.wait(t, 5*time.Second, "session state", "session", ids[1], "state", "reconnecting")
+	sixth := bridgetest.Dial(t, b.WSURL, nil)
+	sixth.Hello(map[string]any{"app": "blender", "instance": "b-6"})
 }
 
 // ---- 5. goroutine leaks ----

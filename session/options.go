@@ -60,7 +60,8 @@ type Options struct {
 	// MaxInFlight is the most calls one caller may have in flight; more
 	// are answered -32003. Default 1024.
 	MaxInFlight int
-	// MaxSessions is the most sessions at once; more are closed with 1013.
+	// MaxSessions is the most connected sessions at once (reconnecting ones
+	// do not count); more are closed with 1013.
 	// Default 1024.
 	MaxSessions int
 

@@ -143,7 +143,7 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 		r.unlock()
 		_ = conn.Close(websocket.StatusGoingAway, "the bridge is shutting down")
 		return
-	case len(r.sessions) >= r.opts.MaxSessions:
+	case r.connected() >= r.opts.MaxSessions:
 		r.unlock()
 		r.log.Warn("session refused: too many sessions", "remote", p.Remote, "max_sessions", r.opts.MaxSessions)
 		_ = conn.Close(websocket.StatusTryAgainLater, "too many sessions (max "+strconv.Itoa(r.opts.MaxSessions)+")")
@@ -168,6 +168,18 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	r.unlock()
 	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
 		"duration", r.clock.Now().Sub(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
+}
+
+// connected counts the sessions with a live connection: reconnecting ones
+// wait for theirs and do not count against MaxSessions; r.mu is held.
+func (r *Router) connected() int {
+	n := 0
+	for _, s := range r.sessions {
+		if !s.reconnecting {
+			n++
+		}
+	}
+	return n
 }
 
 // Ready reports whether the router takes new sessions and calls.
