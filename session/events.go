@@ -55,8 +55,10 @@ func (r *Router) publishCall(s *Session, raw json.RawMessage) (any, *rpc.Error) 
 	switch {
 	case p.Topic == "" || strings.Contains(p.Topic, "*"):
 		return nil, rpc.Errorf(rpc.CodeInvalidParams, `invalid params: "topic" must be a topic name without wildcards`)
-	case strings.HasPrefix(p.Topic, "session.") || strings.HasPrefix(p.Topic, "bridge."):
-		return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: topic %q is the bridge's own (session.*, bridge.*)", p.Topic)
+	case strings.HasPrefix(p.Topic, "session.") || strings.HasPrefix(p.Topic, "bridge.") || p.Topic == "context.changed":
+		// context.changed too: panels trust it as the stored context, which
+		// only bridge.context changes.
+		return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: topic %q is the bridge's own (session.*, bridge.*, context.changed; push context with bridge.context)", p.Topic)
 	}
 	return map[string]int{"delivered": r.publish(s, p.Topic, p.Data)}, nil
 }

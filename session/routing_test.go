@@ -1031,7 +1031,7 @@ func TestRoutingEvents(t *testing.T) {
 	rtEvent(t, sub, "build.done")
 
 	// The bridge's own topics are not for peers.
-	for i, topic := range []string{"session.x", "session.joined", "bridge.anything"} {
+	for i, topic := range []string{"session.x", "session.joined", "bridge.anything", "context.changed"} {
 		id := strconv.Itoa(100 + i)
 		pub.Send(`{"jsonrpc":"2.0","id":` + id + `,"method":"bridge.publish","params":{"topic":"` + topic + `","data":{}}}`)
 		rtExpectError(t, pub, id, -32602)

@@ -66,6 +66,27 @@ func newFeed(r *session.Router) *feed {
 	return f
 }
 
+// maxFeedData is the largest event data the feed keeps; larger data is
+// replaced by {"truncated": true, "bytes": n}.
+const maxFeedData = 64 << 10
+
+// truncated keeps the small members of an object's data (app, instance,
+// …) and marks it truncated; other data becomes only the marker.
+func truncated(data json.RawMessage) json.RawMessage {
+	kept := map[string]any{}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(data, &members) == nil {
+		for k, v := range members {
+			if len(v) <= 1024 {
+				kept[k] = v
+			}
+		}
+	}
+	kept["truncated"], kept["bytes"] = true, len(data)
+	out, _ := json.Marshal(kept)
+	return out
+}
+
 // shown reports whether the status page's log shows events of topic: the
 // bridge's own and context changes, not what peers publish to each other.
 func shown(topic string) bool {
@@ -78,7 +99,11 @@ func (f *feed) add(ev session.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	fe := feedEvent{Seq: f.seq, Topic: ev.Topic, Data: ev.Data, At: ev.At.UTC()}
+	data := ev.Data
+	if len(data) > maxFeedData { // a huge context must not fill the ring and every page
+		data = truncated(data)
+	}
+	fe := feedEvent{Seq: f.seq, Topic: ev.Topic, Data: data, At: ev.At.UTC()}
 	if len(f.ring) < feedSize {
 		f.ring = append(f.ring, fe)
 	} else {

@@ -499,3 +499,27 @@ func TestStatusEventStreamOutlivesWriteTimeout(t *testing.T) {
 		t.Fatalf("event %+v, want session.joined", ev)
 	}
 }
+
+// TestStatusEventHugeDataTruncated: a huge event (a 100 KiB context) is
+// kept in the log as a short marker, so 200 of them cannot fill memory or
+// every page that opens.
+func TestStatusEventHugeDataTruncated(t *testing.T) {
+	b := startBridge(t, web.Options{})
+	s := openEvents(t, b, "", "")
+	s.hello()
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	big := strings.Repeat("x", 100<<10)
+	if r := tool.Call(1, "bridge.context", map[string]any{"app": "maya", "context": map[string]any{"big": big}}); r["error"] != nil {
+		t.Fatalf("bridge.context: %v", r["error"])
+	}
+	ev := s.expectTopic(5*time.Second, "context.changed")
+	var d struct {
+		App       string          `json:"app"`
+		Context   json.RawMessage `json:"context"`
+		Truncated bool            `json:"truncated"`
+		Bytes     int             `json:"bytes"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil || !d.Truncated || d.Bytes < 100<<10 || d.App != "maya" || d.Context != nil {
+		t.Fatalf("event data %.200s, want {app: maya, truncated: true, bytes: >100 KiB} without the context", ev.Data)
+	}
+}

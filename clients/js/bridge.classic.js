@@ -23,7 +23,8 @@ const BACKOFF_BASE_MS = 250;
 const BACKOFF_CAP_MS = 5000;
 const CACHE_MAX = 1024; // finished replies kept for re-sent calls (at least 256)
 const CACHE_TTL_MS = 10 * 60 * 1000; // and for at least this long, unless more than CACHE_MAX finish
-const TIMEOUT_GRACE_MS = 5000; // a call with timeoutMs fails locally this long after the bridge should have answered
+const TIMEOUT_GRACE_MS = 5000; // a written call fails locally this long after the bridge should have answered
+const BRIDGE_DEFAULT_TIMEOUT_MS = 10 * 60 * 1000; // the bridge's own call timeout when timeoutMs is not given
 const HELLO_TIMEOUT_MS = 15000; // a connection whose hello gets no answer within this is dropped and retried
 
 // Codes of the JSON-RPC errors the SDK makes itself.
@@ -176,6 +177,7 @@ class Bridge {
     this._handlers = new Map(); // name → fn
     this._topics = new Map(); // topic → array of listeners
     this._pending = new Map(); // our request id → call record
+    this._cancels = []; // ids of written calls cancelled while disconnected, told to the bridge at the next hello
     this._internal = new Map(); // our request id → callback(err, result), for bridge.* calls
     this._cache = new Map(); // JSON of a forwarded id → entry (running or finished)
 
@@ -209,6 +211,12 @@ class Bridge {
   // handle offers name: fn(params, ctx) answers calls to it.
   handle(name, fn) {
     if (!name || typeof name !== 'string') throw new TypeError('handle: a method name is required');
+    const dot = name.indexOf('.');
+    if (name.charAt(0) === '$' || dot === 0 || name.charAt(name.length - 1) === '.' ||
+        (dot > 0 && name.slice(0, dot).toLowerCase() === 'bridge')) {
+      // The bridge refuses the whole hello for one such name: fail here instead.
+      throw new TypeError('handle: ' + JSON.stringify(name) + ' is reserved or malformed ($…, bridge.…, or an empty part around a dot)');
+    }
     if (typeof fn !== 'function') throw new TypeError('handle: a function is required');
     const had = this._handlers.has(name);
     this._handlers.set(name, fn);
@@ -440,15 +448,16 @@ class Bridge {
     }
   }
 
-  // _sendCall writes a queued call; once written, a call with a timeout
-  // fails locally a grace period after the bridge should have answered (a
-  // reply lost with a bridge that went away).
+  // _sendCall writes a queued call; once written, a call fails locally a
+  // grace period after the bridge should have answered (its timeoutMs, or
+  // the bridge's default), so no promise waits forever for a lost reply.
   _sendCall(rec) {
     rec.sent = this._send(rec.frame);
-    if (rec.sent && rec.timeoutMs !== null && rec.timer === null) {
+    if (rec.sent && rec.timer === null) {
+      const ms = rec.timeoutMs !== null ? rec.timeoutMs : BRIDGE_DEFAULT_TIMEOUT_MS;
       rec.timer = setTimeout(() => {
-        this._settle(rec, rpcError(CODE_TIMEOUT, 'dccbridge: no reply to ' + rec.method + ' within ' + rec.timeoutMs + ' ms', {method: rec.method}));
-      }, rec.timeoutMs + TIMEOUT_GRACE_MS);
+        this._settle(rec, rpcError(CODE_TIMEOUT, 'dccbridge: no reply to ' + rec.method + ' within ' + ms + ' ms', {method: rec.method}));
+      }, ms + TIMEOUT_GRACE_MS);
     }
   }
 
@@ -471,7 +480,7 @@ class Bridge {
       if (ws !== this._ws || this._ready) return;
       report('hello', 'no answer within ' + HELLO_TIMEOUT_MS + ' ms; reconnecting');
       try {
-        ws.close(1000, 'no hello answer');
+        ws.close(4000, 'no hello answer'); // not 1000: that tells the bridge we left for good
       } catch (e) {
         // already closing
       }
@@ -530,7 +539,8 @@ class Bridge {
     for (let i = 0; i < recs.length; i++) {
       const rec = recs[i];
       if (!rec.sent) continue;
-      if (again && result.resumed !== true) {
+      if (again && (result.resumed !== true || !this._replay)) {
+        // Without replay the bridge cancelled our calls when we dropped.
         this._settle(rec, rpcError(CODE_CALLEE_GONE,
           'dccbridge: the connection dropped while ' + rec.method + ' was in flight and the bridge did not resume this session; it may have run',
           {method: rec.method, may_have_run: true}));
@@ -540,6 +550,10 @@ class Bridge {
       const rec = recs[i];
       if (!rec.sent && this._pending.has(rec.id)) this._sendCall(rec);
     }
+    // Calls cancelled while we were away: the bridge kept them for us.
+    const cancels = this._cancels;
+    this._cancels = [];
+    for (let i = 0; i < cancels.length; i++) this.notify('$/cancelRequest', {id: cancels[i]});
     this._setState(STATE_READY, {session: this._session, resumed: result.resumed === true, pending: result.pending || 0});
   }
 
@@ -610,7 +624,7 @@ class Bridge {
 
   _cancelCall(rec) {
     if (this._pending.get(rec.id) !== rec) return;
-    if (rec.sent) this.notify('$/cancelRequest', {id: rec.id});
+    if (rec.sent && !this.notify('$/cancelRequest', {id: rec.id})) this._cancels.push(rec.id);
     this._settle(rec, rpcError(CODE_CANCELLED, 'cancelled', {method: rec.method}));
   }
 

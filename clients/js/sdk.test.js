@@ -391,3 +391,46 @@ test('instance kept in localStorage per app; a new boot per connectBridge', asyn
     delete global.localStorage;
   }
 });
+
+test('a cancel made while disconnected reaches the bridge after the next hello', async () => {
+  const s = fakeSockets();
+  const b = connectBridge({app: 'ae', instance: 'i1', WebSocket: s.WebSocket});
+  await tick();
+  s.all[0].welcome();
+  const listeners = [];
+  const signal = {aborted: false, addEventListener: (t, fn) => listeners.push(fn), removeEventListener: () => {}};
+  const p = b.call('pipeline.slow', null, {signal});
+  const [req] = s.all[0].find('pipeline.slow');
+  s.all[0].drop();
+  signal.aborted = true;
+  listeners.forEach((fn) => fn());
+  await assert.rejects(p, (e) => e.code === -32800);
+  await waitFor(() => s.all.length > 1, 'a new connection');
+  const ws = s.all[1];
+  ws.welcome({resumed: true});
+  await waitFor(() => ws.find('$/cancelRequest').length === 1, 'the cancel');
+  assert.deepEqual(ws.find('$/cancelRequest')[0].params, {id: req.id});
+  b.close();
+});
+
+test('without replay, calls in flight when the connection drops fail at the next hello', async () => {
+  const s = fakeSockets();
+  const b = connectBridge({app: 'ae', instance: 'i1', replay: false, WebSocket: s.WebSocket});
+  await tick();
+  s.all[0].welcome();
+  const p = b.call('pipeline.slow', null);
+  const ws = await reconnect(s);
+  ws.welcome({resumed: true}); // the same boot, but the bridge cancelled our calls when we dropped
+  await assert.rejects(p, (e) => e.code === -32004 && e.data.may_have_run === true);
+  b.close();
+});
+
+test('handle refuses names the bridge would refuse (they would break every later hello)', () => {
+  const s = fakeSockets();
+  const b = connectBridge({app: 'ae', WebSocket: s.WebSocket});
+  for (const name of ['$x', 'bridge.foo', 'Bridge.foo', '.x', 'x.']) {
+    assert.throws(() => b.handle(name, () => 1), TypeError, name);
+  }
+  b.handle('AfterEffects.publish_route', () => 1); // a full name in another namespace is fine
+  b.close();
+});

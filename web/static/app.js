@@ -420,7 +420,8 @@
         return {tag: 'state', text: who(d.app, d.instance) + ' is ' + d.state +
           (d.parked ? ' · ' + d.parked + ' parked' : '') + (d.in_flight ? ' · ' + d.in_flight + ' in flight' : '')};
       case 'context.changed':
-        return {tag: 'context', text: who(d.app, d.instance) + ' context ' + (ctxText(d.context) || '(empty)')};
+        return {tag: 'context', text: who(d.app, d.instance) + ' context ' +
+          (d.truncated ? '(too large to show: ' + d.bytes + ' bytes)' : ctxText(d.context) || '(empty)')};
       case 'bridge.call.failed':
         var c = d.caller ? who(d.caller.app, d.caller.instance) : 'http';
         return {tag: 'failed', text: (d.method || '?') + (d.instance ? ' on ' + d.instance : '') + ': ' + d.code + ' ' +
