@@ -133,10 +133,3 @@ func (q *outQueue) close() []outFrame {
 	q.signal()
 	return dropped
 }
-
-// len returns how many frames wait.
-func (q *outQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.frames)
-}

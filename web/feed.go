@@ -120,13 +120,6 @@ func (f *feed) add(ev session.Event) {
 	}
 }
 
-// recent returns the events kept, oldest first.
-func (f *feed) recent() []feedEvent {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.recentLocked()
-}
-
 func (f *feed) recentLocked() []feedEvent {
 	out := make([]feedEvent, 0, len(f.ring))
 	out = append(out, f.ring[f.head:]...)

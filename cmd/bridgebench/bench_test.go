@@ -391,7 +391,7 @@ func buildHarness(t *testing.T) string {
 	t.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goCmd = "go" // not on PATH: exec reports it clearly
 	}
 	bin := filepath.Join(t.TempDir(), "bridgebench")
 	if runtime.GOOS == "windows" {

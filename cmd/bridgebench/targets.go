@@ -115,7 +115,7 @@ func bridgeEnv(environ []string, configDir string) []string {
 func buildBridge(ctx context.Context, pkg, dir string) (string, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goCmd = "go" // not on PATH: exec reports it clearly
 	}
 	bin := filepath.Join(dir, "bridge")
 	if runtime.GOOS == "windows" {

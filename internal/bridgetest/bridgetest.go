@@ -114,7 +114,6 @@ func (b *Bridge) Stop() {
 type Peer struct {
 	t    testing.TB
 	Conn *websocket.Conn
-	in   chan map[string]any
 	raw  chan []byte
 	mu   sync.Mutex
 	err  error
