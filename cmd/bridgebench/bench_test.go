@@ -162,20 +162,10 @@ func TestRelayOnlyEndToEnd(t *testing.T) {
 	}
 	bin := buildHarness(t)
 
-	cmd := exec.CommandContext(t.Context(), bin, "-only", "relay", "-calls", "200", "-callers", "2",
+	rep, stdout := runHarness(t, bin, "-only", "relay", "-calls", "200", "-callers", "2",
 		"-warmup", "200ms", "-max-duration", "30s", "-json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("bridgebench: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
-	}
-	var rep report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("output is not a JSON report: %v\n%s", err, &stdout)
-	}
 	if len(rep.Results) != 2 {
-		t.Fatalf("got %d results, want 2 (1 caller, 2 callers):\n%s", len(rep.Results), &stdout)
+		t.Fatalf("got %d results, want 2 (1 caller, 2 callers):\n%s", len(rep.Results), stdout)
 	}
 	for i, want := range []struct {
 		scenario string
@@ -197,9 +187,6 @@ func TestRelayOnlyEndToEnd(t *testing.T) {
 	}
 	if rep.Resume != nil {
 		t.Errorf("resume scenario reported without a bridge run: %+v", rep.Resume)
-	}
-	if strings.Contains(stderr.String(), "DATA RACE") {
-		t.Errorf("a subprocess reported a data race:\n%s", &stderr)
 	}
 }
 
@@ -245,21 +232,11 @@ func TestResumeEndToEnd(t *testing.T) {
 	bin := buildHarness(t)
 
 	const cycles = 5
-	cmd := exec.CommandContext(t.Context(), bin, "-only", "bridge", "-calls", "50", "-callers", "1",
+	rep, stdout := runHarness(t, bin, "-only", "bridge", "-calls", "50", "-callers", "1",
 		"-warmup", "0", "-max-duration", "30s", "-resume-cycles", strconv.Itoa(cycles), "-json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("bridgebench: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
-	}
-	var rep report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("output is not a JSON report: %v\n%s", err, &stdout)
-	}
 	r := rep.Resume
 	if r == nil {
-		t.Fatalf("no resume result:\n%s", &stdout)
+		t.Fatalf("no resume result:\n%s", stdout)
 	}
 	if r.Target != "bridge" || r.Failure != "" || r.Lost != 0 || r.Duplicated != 0 {
 		t.Errorf("resume: target %q, failure %q, %d lost, %d duplicated; want bridge and none", r.Target, r.Failure, r.Lost, r.Duplicated)
@@ -275,9 +252,6 @@ func TestResumeEndToEnd(t *testing.T) {
 	}
 	if len(rep.Results) != 1 || !rep.Results[0].ok() {
 		t.Errorf("want one complete 1-caller bridge result, got %+v", rep.Results)
-	}
-	if strings.Contains(stderr.String(), "DATA RACE") {
-		t.Errorf("a subprocess reported a data race:\n%s", &stderr)
 	}
 }
 
@@ -387,6 +361,28 @@ func TestResumeTableOutput(t *testing.T) {
 
 // buildHarness builds this command into a temporary directory, with -race
 // when the test binary has it, and returns the binary's path.
+// runHarness runs the built harness with args, requires it to succeed, and
+// returns its JSON report and its standard output; a data race reported
+// by any of its subprocesses fails the test.
+func runHarness(t *testing.T, bin string, args ...string) (report, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bridgebench: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	}
+	if strings.Contains(stderr.String(), "DATA RACE") {
+		t.Errorf("a subprocess reported a data race:\n%s", &stderr)
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not a JSON report: %v\n%s", err, &stdout)
+	}
+	return rep, &stdout
+}
+
 func buildHarness(t *testing.T) string {
 	t.Helper()
 	goCmd, err := exec.LookPath("go")
