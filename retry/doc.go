@@ -1,9 +1,10 @@
-// Package retry holds the waiting logic of the bridge: a retry Policy
-// (attempts, capped exponential backoff with full jitter) and a Waitlist of
-// items held until a registry event satisfies them or their deadline passes
-// (calls waiting for a healthy session, calls parked while their callee
-// reconnects). Both take an injected Clock; tests may also run them inside
-// testing/synctest bubbles with the real one.
+// Package retry is what the bridge waits with: a Waitlist of items held
+// until an event satisfies them or their wait runs out (calls waiting for
+// a healthy session, in the order they were made; sessions waiting to be
+// resumed), and a Silence that fires when activity stops for a while (busy
+// detection). Both are guarded by their owner's lock and woken by events or
+// their own timers, never by polling. Time is the time package's: tests
+// fake it with testing/synctest.
 //
 // It imports nothing of the bridge's own.
 package retry

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
@@ -51,7 +49,7 @@ func (r *Router) builtin(c *caller, m *rpc.Message, out sink) {
 	case "register", "unregister":
 		reply(r.register(s, m.Params, name == "register"))
 	case "ping":
-		reply(map[string]any{"pong": true, "time": r.clock.Now().UTC().Format(time.RFC3339Nano)}, nil)
+		reply(map[string]any{"pong": true, "time": time.Now().UTC().Format(time.RFC3339Nano)}, nil)
 	case "sessions":
 		var p struct {
 			App string `json:"app"`
@@ -66,7 +64,7 @@ func (r *Router) builtin(c *caller, m *rpc.Message, out sink) {
 	case "publish":
 		reply(r.publishCall(s, m.Params))
 	case "context":
-		r.contextCall(c, m, out, reply)
+		r.contextCall(c, m, reply)
 	default:
 		reply(nil, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: %s is not a bridge built-in (hello, register, unregister, ping, sessions, subscribe, unsubscribe, publish, context)", m.Method))
 	}
@@ -98,7 +96,8 @@ type helloParams struct {
 	Token    string   `json:"token"`
 }
 
-// hello identifies s (DESIGN §3.2); r.mu is held.
+// hello identifies s: app, instance, boot, what it offers; it resumes or
+// replaces an earlier session of the same instance. r.mu is held.
 func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) {
 	var p helloParams
 	if e := decodeParams(m.Params, &p); e != nil {
@@ -109,7 +108,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 		if r.opts.Token == "" || subtle.ConstantTimeCompare([]byte(p.Token), []byte(r.opts.Token)) != 1 {
 			r.logLocked(slog.LevelWarn, "hello refused: bad or missing token", "session", s.id, "remote", s.remote, "app", p.App)
 			reply(nil, rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: bad or missing token (`bridge token` prints the bridge's token)"))
-			s.closeAfterFlush(websocket.StatusPolicyViolation, "unauthorized")
+			s.closeAfterFlush(ClosePolicyViolation, "unauthorized")
 			return
 		}
 		s.authorized = true
@@ -137,16 +136,15 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 		return
 	}
 	if p.Instance == "" {
-		p.Instance = r.nextID("i")
+		_, p.Instance = r.next("i")
 	}
-	key := sessionKey(app, p.Instance)
 	if s.helloed {
-		delete(r.byKey, sessionKey(s.caller.app, s.caller.instance))
-		r.setOffer(s, nil, nil)
+		r.registry.unname(s)
+		r.registry.setOffer(s, nil, nil)
 	}
 	s.boot, s.replay = p.Boot, p.Replay
 	resumed, pending, afterReply := false, 0, func() {}
-	if old := r.byKey[key]; old != nil && old != s {
+	if old := r.registry.instance(app, p.Instance); old != nil && old != s {
 		msg := "instance back on a new connection"
 		if !old.reconnecting {
 			msg = "session replaced by a new connection of the same instance"
@@ -158,12 +156,12 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	// s takes its identity and offer only now, so that nothing the old
 	// connection had is sent here before the hello result.
 	s.helloed = true
-	s.caller.app, s.caller.instance = app, p.Instance
-	s.caller.label = `{"app":` + strconv.Quote(app) + `,"instance":` + strconv.Quote(p.Instance) + `}`
+	s.app, s.instance = app, p.Instance
+	s.identity.meta = []byte(`{"app":` + strconv.Quote(app) + `,"instance":` + strconv.Quote(p.Instance) + `}`)
 	s.answerMeta = []byte(`{"app":` + strconv.Quote(app) + `,"instance":` + strconv.Quote(p.Instance) + `,"session":` + strconv.Quote(s.id) + `}`)
 	s.kind, s.label, s.version = p.Kind, p.Label, p.Version
-	r.setOffer(s, offer, methods)
-	r.byKey[key] = s
+	r.registry.setOffer(s, offer, methods)
+	r.registry.name(s)
 	r.logLocked(slog.LevelInfo, "session joined", "session", s.id, "app", app, "kind", p.Kind, "instance", p.Instance,
 		"label", p.Label, "version", p.Version, "methods", len(offer), "remote", s.remote, "resumed", resumed, "pending", pending)
 	reply(map[string]any{
@@ -173,7 +171,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 		"resumed":      resumed,
 		"pending":      pending,
 		"instance":     p.Instance,
-		"context":      r.contextFor(app, p.Instance),
+		"context":      r.contexts.get(app, p.Instance),
 	}, nil)
 	afterReply()
 	r.publish(nil, "session.joined", r.info(s))
@@ -215,7 +213,7 @@ func (r *Router) register(s *Session, raw json.RawMessage, add bool) (any, *rpc.
 	if !s.helloed {
 		return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: say bridge.hello (with your app) before registering methods")
 	}
-	offer, methods, e := parseOffer(s.caller.app, p.Methods)
+	offer, methods, e := parseOffer(s.app, p.Methods)
 	if e != nil {
 		return nil, e
 	}
@@ -235,7 +233,7 @@ func (r *Router) register(s *Session, raw json.RawMessage, add bool) (any, *rpc.
 			newMethods[full] = methods[full]
 		}
 	}
-	r.setOffer(s, newOffer, newMethods)
+	r.registry.setOffer(s, newOffer, newMethods)
 	if add {
 		r.wakeWaiting()
 	}

@@ -1,29 +1,23 @@
 package session
 
 import (
-	"cmp"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"math"
-	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/dccbridge/dccbridge/retry"
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
-// caller is who makes calls: a websocket session, or one POST /rpc request.
-// Guarded by Router.mu.
+// caller is the side of a peer that makes calls: a session, or one POST
+// /rpc request. Guarded by Router.mu.
 type caller struct {
-	session  *Session // nil for POST /rpc
-	app      string
-	instance string
-	label    string           // the JSON object put in meta.caller
+	who      *identity
+	session  *Session         // nil for POST /rpc
 	inflight map[string]*call // calls in flight, by the caller's raw id
 }
 
@@ -38,6 +32,7 @@ const (
 // call is one routed request in flight. Its fields are guarded by
 // Router.mu, except state, which the callee's writer also changes.
 type call struct {
+	seq        uint64          // the order calls were made in; waits and re-sends keep it
 	fid        string          // forwarded id, never reused
 	id         json.RawMessage // the caller's id, exact bytes
 	method     string          // full name: namespace.rest
@@ -54,7 +49,7 @@ type call struct {
 	callee     *Session
 	attempt    int
 	state      atomic.Int32
-	timer      retry.Timer // the call's timeout
+	timer      *time.Timer // the call's timeout
 	labels     callLabels  // its metric labels, fixed when it starts (metrics.go)
 }
 
@@ -70,16 +65,53 @@ func (c *call) markWithdrawn() bool {
 
 func (c *call) written() bool { return c.state.Load() == callWritten }
 
-// errorData names what an error about the call is about (DESIGN §3.5).
+// errorData names what an error about the call is about: app, method and
+// the instance it went (or was meant) to.
 func (c *call) errorData() map[string]any {
 	d := map[string]any{"app": c.app, "method": c.method}
 	if c.callee != nil {
-		d["instance"] = c.callee.caller.instance
+		d["instance"] = c.callee.instance
 	} else if c.target != "" {
 		d["instance"] = c.target
 	}
 	return d
 }
+
+// bySeq orders calls the way they were made.
+func bySeq(a, b *call) int {
+	switch {
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
+}
+
+// callsInOrder returns the calls of m in the order they were made.
+func callsInOrder(m map[string]*call) []*call {
+	list := make([]*call, 0, len(m))
+	for _, cl := range m {
+		list = append(list, cl)
+	}
+	slices.SortFunc(list, bySeq)
+	return list
+}
+
+// callTable is every call in flight, by forwarded id, and the calls
+// waiting for a session that offers their method, in the order they were
+// made. Guarded by Router.mu.
+type callTable struct {
+	byFID   map[string]*call
+	waiting *retry.Waitlist[*call]
+}
+
+func newCallTable(mu sync.Locker) callTable {
+	return callTable{byFID: map[string]*call{}, waiting: retry.NewWaitlist[*call](mu)}
+}
+
+// inOrder returns every call in flight in the order they were made.
+func (t *callTable) inOrder() []*call { return callsInOrder(t.byFID) }
 
 // callMeta is the routing hints a caller may put in meta.
 type callMeta struct {
@@ -126,171 +158,6 @@ func splitMethod(name string) (ns, full string, ok bool) {
 	return ns, ns + name[dot:], true
 }
 
-// route forwards a call from c to a session that offers its method, or
-// makes it wait for one; r.mu is held.
-func (r *Router) route(c *caller, m *rpc.Message, out sink) {
-	fail := func(e *rpc.Error) {
-		r.callRejected(m, e.Code)
-		if !m.IsNotification() {
-			out.deliver(rpc.AppendError(nil, m.ID, e))
-		}
-	}
-	ns, full, ok := splitMethod(m.Method)
-	if !ok {
-		fail(rpc.Errorf(rpc.CodeMethodNotFound, "method %q not found: routed methods are named app.method", m.Method).
-			WithData(map[string]any{"method": m.Method}))
-		return
-	}
-	meta, err := parseMeta(m.Meta)
-	if err != nil {
-		fail(err)
-		return
-	}
-	if r.closing {
-		fail(rpc.ErrShuttingDown.WithData(map[string]any{"app": ns, "method": full}))
-		return
-	}
-	if m.IsNotification() {
-		if s := r.pick(full, meta.Target); s != nil {
-			s.send(rpc.AppendRequest(nil, nil, s.methods[full], m.Params, r.forwardMeta(c, nil)))
-		}
-		return
-	}
-	key := string(m.ID)
-	if _, dup := c.inflight[key]; dup {
-		fail(rpc.Errorf(rpc.CodeInvalidRequest, "Invalid Request: id %s is already in flight from you; use a new id per call", m.ID))
-		return
-	}
-	if len(c.inflight) >= r.opts.MaxInFlight {
-		fail(rpc.Errorf(rpc.CodeOverloaded, "overloaded: you have %d calls in flight (the most allowed); wait for replies", len(c.inflight)).
-			WithData(map[string]any{"app": ns, "method": full}))
-		return
-	}
-	cl := &call{
-		fid:        r.nextID("c"),
-		id:         m.ID,
-		method:     full,
-		app:        ns,
-		params:     m.Params,
-		caller:     c,
-		out:        out,
-		target:     meta.Target,
-		idempotent: meta.Idempotent,
-		timeout:    msDuration(meta.TimeoutMS, r.opts.DefaultTimeout),
-		wait:       msDuration(meta.WaitMS, r.opts.DefaultWait),
-		started:    r.clock.Now(),
-	}
-	c.inflight[key] = cl
-	r.start(cl)
-}
-
-// start registers cl and sends it on its way; r.mu is held.
-func (r *Router) start(cl *call) {
-	r.calls[cl.fid] = cl
-	r.stats.Calls++
-	cl.labels = r.labelsFor(cl.app, cl.method)
-	cl.timer = r.clock.AfterFunc(cl.timeout, func() { r.expire(cl) })
-	r.dispatch(cl)
-}
-
-// dispatch sends cl to a healthy session that offers its method, or, when
-// there is none, answers -32601 (the app is there but nothing offers the
-// method) or makes it wait up to cl.wait (for a busy or reconnecting
-// session that offers it, too); r.mu is held.
-func (r *Router) dispatch(cl *call) {
-	if s := r.pick(cl.method, cl.target); s != nil {
-		r.assign(cl, s)
-		return
-	}
-	if !r.offered(cl.method, cl.target) && r.appPresent(cl.app, cl.target) {
-		who := cl.app
-		if cl.target != "" {
-			who += " instance " + strconv.Quote(cl.target)
-		}
-		r.finish(cl, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: %s is connected but does not offer %s", who, cl.method).
-			WithData(cl.errorData()))
-		return
-	}
-	cl.state.Store(callWaiting)
-	r.waiting.Add(cl, cl.wait, func(cl *call) {
-		d := cl.errorData()
-		d["waited_ms"] = cl.wait.Milliseconds()
-		msg := fmt.Sprintf("no healthy session offers %s (waited %v)", cl.method, cl.wait)
-		if states := r.unavailable(cl.method, cl.target); len(states) > 0 {
-			d["unavailable"] = states
-			msg += ": " + strings.Join(states, ", ")
-		}
-		r.finish(cl, rpc.Errorf(rpc.CodeNoSession, "%s", msg).WithData(d))
-	})
-}
-
-// wakeWaiting dispatches the waiting calls that a session can now take;
-// r.mu is held.
-func (r *Router) wakeWaiting() {
-	r.waiting.Wake(func(cl *call) bool {
-		s := r.pick(cl.method, cl.target)
-		if s != nil {
-			r.assign(cl, s)
-		}
-		return s != nil
-	})
-}
-
-// assign writes cl to s's queue; r.mu is held.
-func (r *Router) assign(cl *call, s *Session) {
-	cl.callee = s
-	cl.attempt++
-	cl.state.Store(callQueued)
-	s.assigned[cl.fid] = cl
-	r.armBusy(s)
-	var meta []byte
-	if from := cmp.Or(cl.caller, cl.by); from != nil {
-		meta = r.forwardMeta(from, cl)
-	}
-	id := rpc.AppendString(nil, cl.fid)
-	frame := rpc.AppendRequest(nil, id, s.methods[cl.method], cl.params, meta)
-	s.push(outFrame{data: frame, call: cl}, classReply)
-}
-
-// forwardMeta is the meta a callee receives: who called, how long is left,
-// which attempt this is (cl nil for a notification).
-func (r *Router) forwardMeta(c *caller, cl *call) []byte {
-	b := append([]byte(`{"caller":`), c.label...)
-	if cl != nil {
-		left := max(cl.timeout-r.clock.Now().Sub(cl.started), 0)
-		b = append(b, `,"timeout_ms":`...)
-		b = strconv.AppendInt(b, left.Milliseconds(), 10)
-		b = append(b, `,"attempt":`...)
-		b = strconv.AppendInt(b, int64(cl.attempt), 10)
-	}
-	return append(b, '}')
-}
-
-// handleResponse takes a callee's reply to a forwarded call; r.mu is held.
-// Replies to unknown or finished calls, and from anyone but the callee, are
-// dropped.
-func (r *Router) handleResponse(s *Session, m *rpc.Message) {
-	fid, ok := unquoteID(m.ID)
-	cl := r.calls[fid]
-	if !ok || cl == nil || cl.callee != s {
-		r.logLocked(slog.LevelDebug, "reply dropped: no such call in flight to this session", "session", s.id, "id", string(m.ID))
-		return
-	}
-	r.complete(cl)
-	r.callAnswered(cl, m.Result != nil)
-	var frame []byte
-	if m.Result != nil {
-		frame = rpc.AppendResult(nil, cl.id, m.Result, s.answerMeta)
-	} else {
-		r.stats.Failed++
-		var e rpc.Error
-		_ = json.Unmarshal(m.Error, &e) // validated by rpc.Decode
-		r.callFailed(cl, e.Code, e.Message)
-		frame = rpc.AppendRawError(nil, cl.id, m.Error, s.answerMeta)
-	}
-	cl.out.deliver(frame)
-}
-
 // unquoteID returns a forwarded id's text; forwarded ids need no escapes.
 func unquoteID(id json.RawMessage) (string, bool) {
 	if len(id) < 2 || id[0] != '"' {
@@ -299,154 +166,54 @@ func unquoteID(id json.RawMessage) (string, bool) {
 	return string(id[1 : len(id)-1]), true
 }
 
-// complete removes cl from every index and stops its timers; r.mu is held.
-func (r *Router) complete(cl *call) {
-	delete(r.calls, cl.fid)
-	r.waiting.Remove(cl)
-	if cl.caller != nil {
-		delete(cl.caller.inflight, string(cl.id))
-	}
-	if cl.callee != nil {
-		delete(cl.callee.assigned, cl.fid)
-	}
-	cl.timer.Stop()
+// CallInfo describes a call in flight.
+type CallInfo struct {
+	ID       string    `json:"id"` // the forwarded id
+	Method   string    `json:"method"`
+	App      string    `json:"app"`
+	Caller   string    `json:"caller"`           // app/instance of the caller, "http", or "bridge"
+	Target   string    `json:"target,omitempty"` // meta.target
+	Callee   string    `json:"callee,omitempty"` // the instance it was sent to
+	State    string    `json:"state"`            // waiting, queued, written, parked
+	Attempt  int       `json:"attempt"`
+	Started  time.Time `json:"started"`
+	AgeMS    int64     `json:"age_ms"`
+	Timeout  int64     `json:"timeout_ms"`
+	Deadline time.Time `json:"deadline"`
 }
 
-// finish ends cl with an error for its caller; r.mu is held.
-func (r *Router) finish(cl *call, e *rpc.Error) {
-	if _, ok := r.calls[cl.fid]; !ok {
-		return
-	}
-	r.complete(cl)
-	r.callEnded(cl, outcomeOf(e.Code))
-	r.stats.Failed++
-	r.callFailed(cl, e.Code, e.Message)
-	cl.out.deliver(rpc.AppendError(nil, cl.id, e))
-}
-
-// callFailed logs a failed call and publishes bridge.call.failed; r.mu is
-// held.
-func (r *Router) callFailed(cl *call, code int64, message string) {
-	d := cl.errorData()
-	d["code"], d["message"] = code, message
-	d["duration_ms"] = r.clock.Now().Sub(cl.started).Milliseconds()
-	if c := cl.caller; c != nil {
-		d["caller"] = map[string]string{"app": c.app, "instance": c.instance}
-	}
-	r.logLocked(slog.LevelInfo, "call failed", "app", cl.app, "instance", d["instance"], "method", cl.method,
-		"code", code, "error", message, "duration", r.clock.Now().Sub(cl.started).Round(time.Millisecond))
-	r.publish(nil, "bridge.call.failed", d)
-}
-
-// cancelAtCallee tells the callee to stop cl, if cl was written to it;
-// r.mu is held.
-func (r *Router) cancelAtCallee(cl *call) {
-	switch {
-	case cl.callee == nil || cl.markWithdrawn():
-		// never sent
-	case cl.callee.reconnecting: // parked: told when it comes back
-		cl.callee.cancelled = append(cl.callee.cancelled, cl.fid)
-	default:
-		cl.callee.send(cancelFrame(cl.fid))
-	}
-}
-
-// cancelFrame is the $/cancelRequest a callee gets for a forwarded id.
-func cancelFrame(fid string) []byte {
-	params := append(append([]byte(`{"id":`), rpc.AppendString(nil, fid)...), '}')
-	return rpc.AppendRequest(nil, nil, "$/cancelRequest", params, nil)
-}
-
-// expire ends cl with -32002 when its timeout runs out.
-func (r *Router) expire(cl *call) {
+// Calls lists the calls in flight, oldest first.
+func (r *Router) Calls() []CallInfo {
 	r.mu.Lock()
 	defer r.unlock()
-	if _, ok := r.calls[cl.fid]; !ok {
-		return
-	}
-	r.cancelAtCallee(cl)
-	d := cl.errorData()
-	d["timeout_ms"] = cl.timeout.Milliseconds()
-	r.finish(cl, rpc.Errorf(rpc.CodeTimeout, "call timed out after %v", cl.timeout).WithData(d))
-}
-
-// cancelRequest handles $/cancelRequest {"id": <caller's id>} from c;
-// r.mu is held. Unknown ids are ignored.
-func (r *Router) cancelRequest(c *caller, m *rpc.Message) {
-	var p struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(m.Params, &p) != nil || p.ID == nil {
-		return
-	}
-	cl := c.inflight[string(p.ID)]
-	if cl == nil {
-		return
-	}
-	r.cancelAtCallee(cl)
-	r.finish(cl, rpc.Errorf(rpc.CodeCancelled, "cancelled by the caller").WithData(cl.errorData()))
-}
-
-// progress forwards $/progress {"id": <forwarded id>, "value": …} from the
-// callee to the caller with the caller's id; r.mu is held.
-func (r *Router) progress(s *Session, m *rpc.Message) {
-	var p struct {
-		ID    json.RawMessage `json:"id"`
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(m.Params, &p) != nil {
-		return
-	}
-	fid, ok := unquoteID(p.ID)
-	cl := r.calls[fid]
-	if !ok || cl == nil || cl.callee != s || cl.caller == nil || cl.caller.session == nil {
-		return
-	}
-	params := append(append([]byte(`{"id":`), cl.id...), `,"value":`...)
-	if p.Value == nil {
-		params = append(params, "null"...)
-	}
-	params = append(append(params, p.Value...), '}')
-	cl.caller.session.send(rpc.AppendRequest(nil, nil, "$/progress", params, nil))
-}
-
-// callerGone cancels every call c still has in flight, at its host too;
-// r.mu is held.
-func (r *Router) callerGone(c *caller) {
-	for _, cl := range c.inflight {
-		r.cancelAtCallee(cl)
-		r.complete(cl)
-		r.callEnded(cl, "cancelled")
-	}
-}
-
-// settleCallee settles the calls forwarded to s, whose connection is gone:
-// those never written go to another session or wait (or fail -32003 when s
-// was closed as a slow reader); written ones stay parked when park says so,
-// else fail -32004 with may_have_run, saying why. r.mu is held.
-func (r *Router) settleCallee(s *Session, park func(*call) bool, why string) {
-	code, _ := s.closeStatus()
-	slow := code == websocket.StatusPolicyViolation
-	for fid, cl := range s.assigned {
-		switch {
-		case cl.markWithdrawn():
-			if slow {
-				r.finish(cl, rpc.Errorf(rpc.CodeOverloaded, "overloaded: %s instance %q was closed as a slow reader before the call was delivered", cl.app, s.caller.instance).WithData(cl.errorData()))
-				continue
-			}
-			delete(s.assigned, fid)
-			cl.callee = nil
-			r.dispatch(cl)
-		case !park(cl):
-			r.failMayHaveRun(cl, why)
+	now := time.Now()
+	calls := r.calls.inOrder()
+	list := make([]CallInfo, 0, len(calls))
+	for _, cl := range calls {
+		ci := CallInfo{
+			ID: cl.fid, Method: cl.method, App: cl.app, Target: cl.target, Attempt: cl.attempt,
+			Started: cl.started.UTC(), AgeMS: now.Sub(cl.started).Milliseconds(),
+			Timeout: cl.timeout.Milliseconds(), Deadline: cl.started.Add(cl.timeout).UTC(),
+			Caller: "bridge", State: "waiting",
 		}
+		if c := cl.caller; c != nil {
+			ci.Caller = c.who.app
+			if c.who.instance != "" {
+				ci.Caller += "/" + c.who.instance
+			}
+		}
+		if s := cl.callee; s != nil {
+			ci.Callee = s.instance
+			switch {
+			case s.reconnecting:
+				ci.State = "parked"
+			case cl.written():
+				ci.State = "written"
+			default:
+				ci.State = "queued"
+			}
+		}
+		list = append(list, ci)
 	}
-}
-
-// failMayHaveRun ends a call that was written to its callee with -32004,
-// may_have_run true; r.mu is held.
-func (r *Router) failMayHaveRun(cl *call, why string) {
-	d := cl.errorData()
-	d["may_have_run"] = true
-	r.finish(cl, rpc.Errorf(rpc.CodeCalleeGone, "%s instance %q %s while running %s: it may have run", cl.app, d["instance"], why, cl.method).WithData(d))
+	return list
 }

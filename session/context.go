@@ -2,21 +2,83 @@ package session
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
-// contextFor returns the stored context of app's instance, else of app,
-// else {}; r.mu is held.
-func (r *Router) contextFor(app, instance string) json.RawMessage {
-	if c, ok := r.contexts[sessionKey(app, instance)]; ok {
-		return c
+// contextStore keeps the contexts pushed with bridge.context, per app and
+// per app instance. It is bounded: a context is forgotten once it has not
+// been pushed for the retention and no session of its app (or instance) is
+// connected, and beyond max entries the oldest of those without a session
+// go first. Guarded by Router.mu.
+type contextStore struct {
+	entries   map[string]*storedContext // by app, or sessionKey(app, instance)
+	retention time.Duration
+	max       int
+}
+
+type storedContext struct {
+	app, instance string
+	value         json.RawMessage
+	pushed        time.Time
+}
+
+func newContextStore(retention time.Duration, max int) contextStore {
+	return contextStore{entries: map[string]*storedContext{}, retention: retention, max: max}
+}
+
+func contextKey(app, instance string) string {
+	if instance == "" {
+		return app
 	}
-	if c, ok := r.contexts[app]; ok {
-		return c
+	return sessionKey(app, instance)
+}
+
+// get returns the stored context of app's instance, else of app, else {}.
+func (cs *contextStore) get(app, instance string) json.RawMessage {
+	if c, ok := cs.entries[sessionKey(app, instance)]; ok {
+		return c.value
+	}
+	if c, ok := cs.entries[app]; ok {
+		return c.value
 	}
 	return json.RawMessage("{}")
+}
+
+// set stores value for app (instance empty: the whole app, replacing what
+// its instances were given) and forgets what is stale; present tells
+// whether a session of an app or instance is connected.
+func (cs *contextStore) set(app, instance string, value json.RawMessage, present func(app, instance string) bool) {
+	now := time.Now()
+	if instance == "" {
+		for key, c := range cs.entries {
+			if c.app == app && c.instance != "" {
+				delete(cs.entries, key)
+			}
+		}
+	}
+	cs.entries[contextKey(app, instance)] = &storedContext{app: app, instance: instance, value: value, pushed: now}
+
+	var idle []string
+	for key, c := range cs.entries {
+		if present(c.app, c.instance) {
+			continue
+		}
+		if now.Sub(c.pushed) >= cs.retention {
+			delete(cs.entries, key)
+			continue
+		}
+		idle = append(idle, key)
+	}
+	if over := len(cs.entries) - cs.max; over > 0 {
+		slices.SortFunc(idle, func(a, b string) int { return cs.entries[a].pushed.Compare(cs.entries[b].pushed) })
+		for _, key := range idle[:min(over, len(idle))] {
+			delete(cs.entries, key)
+		}
+	}
 }
 
 // contextTaker is one host session's answer to set_context.
@@ -27,11 +89,11 @@ type contextTaker struct {
 	Error    json.RawMessage `json:"error,omitempty"`
 }
 
-// contextCall handles bridge.context (DESIGN §3.7): without "context" it
-// reads the stored context; with it, it stores it, calls set_context on
-// every matching host session that offers it, publishes context.changed,
-// and replies once every host has answered; r.mu is held.
-func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any, *rpc.Error)) {
+// contextCall handles bridge.context: without "context" it reads the
+// stored context; with it, it stores it, calls set_context on every
+// matching host session that offers it, publishes context.changed, and
+// replies once every host has answered; r.mu is held.
+func (r *Router) contextCall(c *caller, m *rpc.Message, reply func(any, *rpc.Error)) {
 	var p struct {
 		App     string          `json:"app"`
 		Target  string          `json:"target"`
@@ -47,7 +109,7 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 		return
 	}
 	if p.Context == nil || string(p.Context) == "null" {
-		reply(map[string]any{"app": app, "instance": p.Target, "context": r.contextFor(app, p.Target)}, nil)
+		reply(map[string]any{"app": app, "instance": p.Target, "context": r.contexts.get(app, p.Target)}, nil)
 		return
 	}
 	if p.Context[0] != '{' {
@@ -59,24 +121,14 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 		reply(nil, e)
 		return
 	}
-	if p.Target == "" {
-		// The app's context replaces what its instances were given before.
-		for key := range r.contexts {
-			if strings.HasPrefix(key, sessionKey(app, "")) {
-				delete(r.contexts, key)
-			}
-		}
-		r.contexts[app] = p.Context
-	} else {
-		r.contexts[sessionKey(app, p.Target)] = p.Context
-	}
+	r.contexts.set(app, p.Target, p.Context, r.registry.present)
 	r.publish(c.session, "context.changed", map[string]any{"app": app, "instance": p.Target, "context": p.Context})
 
 	full := app + ".set_context"
 	var hosts []*Session
-	for _, s := range r.offers[full] {
+	for _, s := range r.registry.offers[full] {
 		// A busy host is included: its set_context waits until it is free.
-		if (s.healthy() || s.state() == StateBusy) && s.kind == "host" && s.caller.app == app && (p.Target == "" || s.caller.instance == p.Target) {
+		if (s.healthy() || s.state() == StateBusy) && s.kind == "host" && s.app == app && (p.Target == "" || s.instance == p.Target) {
 			hosts = append(hosts, s)
 		}
 	}
@@ -91,18 +143,17 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 		return
 	}
 	left := len(hosts)
+	timeout := msDuration(meta.TimeoutMS, r.opts.ContextTimeout)
 	for i, s := range hosts {
-		result.Sessions[i] = contextTaker{Session: s.id, Instance: s.caller.instance}
-		cl := &call{
-			fid:     r.nextID("c"),
+		result.Sessions[i] = contextTaker{Session: s.id, Instance: s.instance}
+		r.start(&call{
 			method:  full,
 			app:     app,
 			params:  p.Context,
 			by:      c,
-			target:  s.caller.instance,
-			timeout: msDuration(meta.TimeoutMS, r.opts.ContextTimeout),
-			wait:    msDuration(meta.TimeoutMS, r.opts.ContextTimeout),
-			started: r.clock.Now(),
+			target:  s.instance,
+			timeout: timeout,
+			wait:    timeout,
 			out: sinkFunc(func(frame []byte) {
 				items, _ := rpc.Decode(frame)
 				if msg := items[0].Msg; msg != nil && msg.Result != nil {
@@ -114,7 +165,6 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, out sink, reply func(any
 					reply(result, nil)
 				}
 			}),
-		}
-		r.start(cl) // to s (the session of app with that instance), now or when it is free
+		}) // to s (the session of app with that instance), now or when it is free
 	}
 }

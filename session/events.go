@@ -9,6 +9,11 @@ import (
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
+// Events: sessions subscribe to topics and get bridge.event notifications;
+// in-process observers (the status page) Watch every event. The bridge's
+// own topics are session.joined, session.left, session.state,
+// bridge.call.failed and context.changed.
+
 // topicMatches reports whether topic matches pattern: the same topic, a
 // prefix ending in ".*" ("session.*" matches "session.joined"), or "*".
 func topicMatches(pattern, topic string) bool {
@@ -65,9 +70,10 @@ func (r *Router) publishCall(s *Session, raw json.RawMessage) (any, *rpc.Error) 
 
 // publish sends bridge.event to every session subscribed to topic except
 // from, and returns how many got it. An event that does not fit a session's
-// queue is dropped for it and counted. r.mu is held.
+// queue, or is for a busy session, is dropped for it and counted. r.mu is
+// held.
 func (r *Router) publish(from *Session, topic string, data any) int {
-	at := r.clock.Now()
+	at := time.Now()
 	raw, ok := data.(json.RawMessage)
 	if !ok || raw == nil {
 		raw, _ = json.Marshal(data)
@@ -75,13 +81,12 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 	r.notifyWatchers(topic, raw, at)
 	var frame []byte
 	delivered := 0
-	for _, s := range r.sessions {
+	for _, s := range r.registry.sessions {
 		if s == from || !slices.ContainsFunc(s.topics, func(p string) bool { return topicMatches(p, topic) }) {
 			continue
 		}
 		if s.busy { // nothing new is written to a busy session
-			s.droppedEvents.Add(1)
-			r.metrics.droppedEvents.Inc()
+			s.dropEvent()
 			continue
 		}
 		if frame == nil {
@@ -99,4 +104,49 @@ func eventFrame(topic string, raw json.RawMessage, at time.Time) []byte {
 	params = append(append(params, `,"data":`...), raw...)
 	params = append(append(params, `,"at":`...), rpc.AppendString(nil, at.UTC().Format("2006-01-02T15:04:05.000Z07:00"))...)
 	return rpc.AppendRequest(nil, nil, "bridge.event", append(params, '}'), nil)
+}
+
+// Event is an event as a watcher sees it: the bridge's own (session.joined,
+// session.left, session.state, bridge.call.failed), context.changed, and
+// what peers publish.
+type Event struct {
+	Topic string          `json:"topic"`
+	Data  json.RawMessage `json:"data"`
+	At    time.Time       `json:"at"`
+}
+
+// watcher is one Watch channel.
+type watcher struct {
+	ch      chan Event
+	dropped int
+}
+
+// Watch returns a channel that receives every event published from now on,
+// and a function that stops it (safe to call twice). An event that does
+// not fit the channel's buffer is dropped for this watcher, never waited
+// for. Safe for concurrent use.
+func (r *Router) Watch(buffer int) (events <-chan Event, stop func()) {
+	w := &watcher{ch: make(chan Event, buffer)}
+	r.mu.Lock()
+	r.watchers = append(r.watchers, w)
+	r.unlock()
+	return w.ch, func() {
+		r.mu.Lock()
+		defer r.unlock()
+		if i := slices.Index(r.watchers, w); i >= 0 {
+			r.watchers = slices.Delete(r.watchers, i, i+1)
+			close(w.ch)
+		}
+	}
+}
+
+// notifyWatchers hands an event to every watcher; r.mu is held.
+func (r *Router) notifyWatchers(topic string, data json.RawMessage, at time.Time) {
+	for _, w := range r.watchers {
+		select {
+		case w.ch <- Event{Topic: topic, Data: data, At: at}:
+		default:
+			w.dropped++
+		}
+	}
 }

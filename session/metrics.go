@@ -2,6 +2,7 @@ package session
 
 import (
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,7 +16,9 @@ import (
 // Label values are bounded: app is the namespace of a call only when some
 // session has that app or offers a method in it, method is the full name
 // only when some session offered it when the call was made, else "other";
-// outcome is one of a fixed set (see outcomeOf).
+// and each takes at most Options.MaxLabelValues distinct values, the rest
+// "other", so no peer can grow the series without bound. outcome is one of
+// a fixed set (see outcomeOf).
 
 // otherLabel is the app or method label of a call to an app or method that
 // nothing offered: what peers may call is unbounded, what they offer is not.
@@ -129,13 +132,14 @@ func (r *Router) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := map[key]int{}
 	r.mu.Lock()
-	for _, s := range r.sessions {
+	for _, s := range r.registry.sessions {
+		app := r.labels.apps.value(s.app)
 		for _, st := range sessionStates {
-			counts[key{s.caller.app, st}] += 0 // every state of a present app
+			counts[key{app, st}] += 0 // every state of a present app
 		}
-		counts[key{s.caller.app, s.state()}]++
+		counts[key{app, s.state()}]++
 	}
-	inFlight := len(r.calls)
+	inFlight := len(r.calls.byFID)
 	r.unlock()
 
 	for k, n := range counts {
@@ -156,23 +160,49 @@ var _ prometheus.Collector = (*Router)(nil)
 // starts: whether a method was offered is a fact of that moment.
 type callLabels struct{ app, method string }
 
+// labelSet bounds the values of the app and method labels. Guarded by
+// Router.mu.
+type labelSet struct{ apps, methods boundedLabel }
+
+func newLabelSet(max int) labelSet {
+	return labelSet{apps: boundedLabel{max: max}, methods: boundedLabel{max: max}}
+}
+
+// boundedLabel is one label's values: the first max distinct ones, after
+// which any new one is "other".
+type boundedLabel struct {
+	seen map[string]struct{}
+	max  int
+}
+
+func (b *boundedLabel) value(v string) string {
+	if _, ok := b.seen[v]; ok {
+		return v
+	}
+	if len(b.seen) >= b.max {
+		return otherLabel
+	}
+	if b.seen == nil {
+		b.seen = map[string]struct{}{}
+	}
+	b.seen[v] = struct{}{}
+	return v
+}
+
 // labelsFor returns the labels of a call to full (namespace ns) made now;
 // r.mu is held. Only what sessions announced becomes a label value.
 func (r *Router) labelsFor(ns, full string) callLabels {
-	if len(r.offers[full]) > 0 {
-		return callLabels{ns, full}
-	}
-	if ns == "" {
+	switch {
+	case ns == "":
 		return callLabels{otherLabel, otherLabel}
+	case len(r.registry.offers[full]) > 0:
+		return callLabels{r.labels.apps.value(ns), r.labels.methods.value(full)}
+	case r.registry.present(ns, ""):
+		return callLabels{r.labels.apps.value(ns), otherLabel}
 	}
-	for _, s := range r.sessions {
-		if s.helloed && s.caller.app == ns {
-			return callLabels{ns, otherLabel}
-		}
-	}
-	for offered := range r.offers {
+	for offered := range r.registry.offers {
 		if n, _, _ := splitMethod(offered); n == ns {
-			return callLabels{ns, otherLabel}
+			return callLabels{r.labels.apps.value(ns), otherLabel}
 		}
 	}
 	return callLabels{otherLabel, otherLabel}
@@ -207,7 +237,7 @@ func outcomeOf(code int64) string {
 // callEnded counts cl, which has just ended with outcome; r.mu is held.
 func (r *Router) callEnded(cl *call, outcome string) {
 	r.metrics.calls.WithLabelValues(cl.labels.app, cl.labels.method, outcome).Inc()
-	r.metrics.duration.WithLabelValues(cl.labels.app, outcome).Observe(r.clock.Now().Sub(cl.started).Seconds())
+	r.metrics.duration.WithLabelValues(cl.labels.app, outcome).Observe(time.Since(cl.started).Seconds())
 }
 
 // callAnswered counts cl, which its callee has just answered; r.mu is held.

@@ -3,8 +3,6 @@ package session
 import (
 	"log/slog"
 	"time"
-
-	"github.com/dccbridge/dccbridge/retry"
 )
 
 // Options configure a Router. The zero value is usable: every zero field
@@ -15,9 +13,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in hello results. Default: "dev".
 	Version string
-	// Clock times timeouts, waits, busy detection and resume waits.
-	// Default: retry.RealClock.
-	Clock retry.Clock
 	// Token, when not empty, admits a session whose upgrade carried no
 	// valid token once its bridge.hello carries this token. Default: none.
 	Token string
@@ -65,6 +60,19 @@ type Options struct {
 	// Default 1024.
 	MaxSessions int
 
+	// ContextRetention is how long a context pushed with bridge.context
+	// is kept once no session of its app (or instance) is connected.
+	// Default 24 h.
+	ContextRetention time.Duration
+	// MaxContexts is the most stored contexts; beyond it, those of apps
+	// and instances not connected go first, oldest push first.
+	// Default 10000.
+	MaxContexts int
+	// MaxLabelValues is the most distinct values of the app label and of
+	// the method label of the call metrics; later ones count as "other".
+	// Default 1000.
+	MaxLabelValues int
+
 	// Metrics receives the Router's counters (calls, durations, resumes,
 	// drops, bytes); register the Router, a prometheus.Collector, to expose
 	// them with its gauges. Default: a new Metrics of the Router's own.
@@ -86,9 +94,6 @@ func (o Options) withDefaults() Options {
 	def(&o.DefaultWait, 10*time.Second)
 	def(&o.DefaultTimeout, 10*time.Minute)
 	def(&o.ContextTimeout, 10*time.Second)
-	if o.Clock == nil {
-		o.Clock = retry.RealClock{}
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -103,6 +108,13 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 1024
+	}
+	def(&o.ContextRetention, 24*time.Hour)
+	if o.MaxContexts <= 0 {
+		o.MaxContexts = 10000
+	}
+	if o.MaxLabelValues <= 0 {
+		o.MaxLabelValues = 1000
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()

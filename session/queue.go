@@ -1,6 +1,9 @@
 package session
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // frameClass tells the queue what a full queue means for a frame.
 type frameClass int
@@ -115,6 +118,15 @@ func (q *outQueue) retire() {
 	q.mu.Unlock()
 }
 
+// giveBack puts frames the writer took but did not write back at the front
+// of the queue, in order, even once it is closed, so that close returns
+// them with the rest.
+func (q *outQueue) giveBack(frames []outFrame) {
+	q.mu.Lock()
+	q.frames = append(slices.Clone(frames), q.frames...)
+	q.mu.Unlock()
+}
+
 // flush makes the writer stop once what is queued now has been written.
 func (q *outQueue) flush() {
 	q.mu.Lock()
@@ -124,7 +136,8 @@ func (q *outQueue) flush() {
 }
 
 // close discards what is queued and takes nothing more; it returns the
-// discarded frames.
+// discarded frames. Safe to call again: it returns what was given back
+// since.
 func (q *outQueue) close() []outFrame {
 	q.mu.Lock()
 	dropped := q.frames

@@ -4,18 +4,118 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 )
 
-// pick returns the healthy session that should take a call to full: the one
-// named by target, else the one with the most recent inbound message, or
-// nil; r.mu is held.
-func (r *Router) pick(full, target string) *Session {
+// registry is who is connected and what they offer: every session by id
+// (reconnecting ones included), the helloed ones by app and instance, and
+// the sessions offering each full method name. Guarded by Router.mu.
+type registry struct {
+	sessions map[string]*Session   // by session id
+	byKey    map[string]*Session   // by app + "\x00" + instance, after hello
+	offers   map[string][]*Session // full method name → sessions offering it
+	apps     map[string]int        // helloed sessions by app
+	live     int                   // sessions with a connection (not reconnecting)
+}
+
+func newRegistry() registry {
+	return registry{
+		sessions: map[string]*Session{},
+		byKey:    map[string]*Session{},
+		offers:   map[string][]*Session{},
+		apps:     map[string]int{},
+	}
+}
+
+func sessionKey(app, instance string) string { return app + "\x00" + instance }
+
+// add registers a new connection.
+func (g *registry) add(s *Session) {
+	g.sessions[s.id] = s
+	g.live++
+}
+
+// remove takes s out for good: it offers nothing and is found by nothing.
+func (g *registry) remove(s *Session) {
+	if _, ok := g.sessions[s.id]; !ok {
+		return
+	}
+	delete(g.sessions, s.id)
+	if !s.reconnecting {
+		g.live--
+	}
+	g.unname(s)
+	g.setOffer(s, nil, nil)
+}
+
+// disconnected notes that s lost its connection and waits to be resumed.
+func (g *registry) disconnected(s *Session) { g.live-- }
+
+// name files s under its app and instance (set by hello), replacing the
+// session filed there before.
+func (g *registry) name(s *Session) {
+	g.byKey[sessionKey(s.app, s.instance)] = s
+	g.apps[s.app]++
+}
+
+// unname undoes name, if s was named.
+func (g *registry) unname(s *Session) {
+	if !s.helloed {
+		return
+	}
+	if g.byKey[sessionKey(s.app, s.instance)] == s {
+		delete(g.byKey, sessionKey(s.app, s.instance))
+	}
+	if g.apps[s.app]--; g.apps[s.app] <= 0 {
+		delete(g.apps, s.app)
+	}
+}
+
+// present reports whether a session of app (and instance, if not empty)
+// has said hello and not left.
+func (g *registry) present(app, instance string) bool {
+	if instance != "" {
+		return g.byKey[sessionKey(app, instance)] != nil
+	}
+	return g.apps[app] > 0
+}
+
+// instance returns the session of app and instance, if any.
+func (g *registry) instance(app, instance string) *Session {
+	return g.byKey[sessionKey(app, instance)]
+}
+
+// all returns every session, in no particular order.
+func (g *registry) all() []*Session {
+	list := make([]*Session, 0, len(g.sessions))
+	for _, s := range g.sessions {
+		list = append(list, s)
+	}
+	return list
+}
+
+// setOffer replaces what s offers.
+func (g *registry) setOffer(s *Session, offer []string, methods map[string]string) {
+	for _, full := range s.offer {
+		g.offers[full] = slices.DeleteFunc(g.offers[full], func(o *Session) bool { return o == s })
+		if len(g.offers[full]) == 0 {
+			delete(g.offers, full)
+		}
+	}
+	s.offer, s.methods = offer, methods
+	for _, full := range offer {
+		g.offers[full] = append(g.offers[full], s)
+	}
+}
+
+// pick returns the healthy session that should take a call to full: the
+// one named by target, else the one with the most recent inbound message,
+// or nil.
+func (g *registry) pick(full, target string) *Session {
 	var best *Session
-	for _, s := range r.offers[full] {
-		if !s.healthy() || (target != "" && s.caller.instance != target) {
+	for _, s := range g.offers[full] {
+		if !s.healthy() || (target != "" && s.instance != target) {
 			continue
 		}
 		if best == nil || s.lastInbound.Load() > best.lastInbound.Load() {
@@ -26,20 +126,20 @@ func (r *Router) pick(full, target string) *Session {
 }
 
 // offered reports whether any session, healthy or not, offers full (the
-// given instance, if any); r.mu is held.
-func (r *Router) offered(full, target string) bool {
-	return slices.ContainsFunc(r.offers[full], func(s *Session) bool { return target == "" || s.caller.instance == target })
+// given instance, if any).
+func (g *registry) offered(full, target string) bool {
+	return slices.ContainsFunc(g.offers[full], func(s *Session) bool { return target == "" || s.instance == target })
 }
 
 // appPresent reports whether a healthy session of namespace ns (the given
 // instance, if any) is connected: a session of that app, or one offering a
-// method in its namespace; r.mu is held.
-func (r *Router) appPresent(ns, instance string) bool {
-	for _, s := range r.sessions {
-		if !s.helloed || !s.healthy() || (instance != "" && s.caller.instance != instance) {
+// method in its namespace.
+func (g *registry) appPresent(ns, instance string) bool {
+	for _, s := range g.sessions {
+		if !s.helloed || !s.healthy() || (instance != "" && s.instance != instance) {
 			continue
 		}
-		if s.caller.app == ns {
+		if s.app == ns {
 			return true
 		}
 		for _, full := range s.offer {
@@ -52,62 +152,20 @@ func (r *Router) appPresent(ns, instance string) bool {
 }
 
 // unavailable describes the sessions that offer full (as instance target,
-// if given) but may not take calls now, e.g. `instance "ae-1" is busy`;
-// r.mu is held.
-func (r *Router) unavailable(full, target string) []string {
+// if given) but may not take calls now, e.g. `instance "ae-1" is busy`.
+func (g *registry) unavailable(full, target string) []string {
 	var states []string
-	for _, s := range r.offers[full] {
-		if !s.healthy() && (target == "" || s.caller.instance == target) {
-			states = append(states, fmt.Sprintf("instance %q is %s", s.caller.instance, s.state()))
+	for _, s := range g.offers[full] {
+		if !s.healthy() && (target == "" || s.instance == target) {
+			states = append(states, fmt.Sprintf("instance %q is %s", s.instance, s.state()))
 		}
 	}
 	slices.Sort(states)
 	return states
 }
 
-// setOffer replaces what s offers; r.mu is held.
-func (r *Router) setOffer(s *Session, offer []string, methods map[string]string) {
-	for _, full := range s.offer {
-		r.offers[full] = slices.DeleteFunc(r.offers[full], func(o *Session) bool { return o == s })
-		if len(r.offers[full]) == 0 {
-			delete(r.offers, full)
-		}
-	}
-	s.offer, s.methods = offer, methods
-	for _, full := range offer {
-		r.offers[full] = append(r.offers[full], s)
-	}
-}
-
-func sessionKey(app, instance string) string { return app + "\x00" + instance }
-
-// unregister takes s out of the registry for good and settles its calls:
-// those it made are cancelled at their hosts, and those forwarded to it and
-// written fail -32004 saying why (e.g. "dropped"); r.mu is held. Safe to
-// call twice.
-func (r *Router) unregister(s *Session, why string) {
-	if s.gone {
-		return
-	}
-	s.gone, s.reconnecting, s.busy = true, false, false
-	stopTimer(&s.busyTimer)
-	stopTimer(&s.resumeTimer)
-	delete(r.sessions, s.id)
-	if s.helloed && r.byKey[sessionKey(s.caller.app, s.caller.instance)] == s {
-		delete(r.byKey, sessionKey(s.caller.app, s.caller.instance))
-	}
-	r.setOffer(s, nil, nil)
-	s.queue.retire() // its writer may still run: it writes none of its calls from now on
-	r.settleCallee(s, func(*call) bool { return false }, why)
-	r.callerGone(&s.caller)
-	s.held = nil
-	if s.helloed {
-		r.logLocked(slog.LevelInfo, "session left", "session", s.id, "app", s.caller.app, "instance", s.caller.instance, "why", why)
-		r.publish(nil, "session.left", r.info(s))
-	}
-}
-
-// SessionInfo is what bridge.sessions and /api/sessions say of a session.
+// SessionInfo is what bridge.sessions and /api/sessions say of a session,
+// and the data of the session.* events.
 type SessionInfo struct {
 	Session       string          `json:"session"`
 	App           string          `json:"app"`
@@ -118,6 +176,7 @@ type SessionInfo struct {
 	Version       string          `json:"version"`
 	Methods       []string        `json:"methods"`
 	State         State           `json:"state"`
+	Reason        string          `json:"reason,omitempty"` // why it left (session.left only)
 	Remote        string          `json:"remote"`
 	ConnectedAt   time.Time       `json:"connected_at"`
 	LastSeen      time.Time       `json:"last_seen"`
@@ -137,9 +196,9 @@ func (r *Router) info(s *Session) SessionInfo {
 	}
 	return SessionInfo{
 		Session:       s.id,
-		App:           s.caller.app,
+		App:           s.app,
 		Kind:          s.kind,
-		Instance:      s.caller.instance,
+		Instance:      s.instance,
 		Boot:          s.boot,
 		Label:         s.label,
 		Version:       s.version,
@@ -152,7 +211,7 @@ func (r *Router) info(s *Session) SessionInfo {
 		InFlight:      len(s.assigned) - parked,
 		Parked:        parked,
 		DroppedEvents: s.droppedEvents.Load(),
-		Context:       r.contextFor(s.caller.app, s.caller.instance),
+		Context:       r.contexts.get(s.app, s.instance),
 	}
 }
 
@@ -168,8 +227,8 @@ func (r *Router) Sessions() []SessionInfo {
 // r.mu is held.
 func (r *Router) sessionList(app string) []SessionInfo {
 	list := []SessionInfo{}
-	for _, s := range r.sessions {
-		if s.helloed && (app == "" || s.caller.app == app) {
+	for _, s := range r.registry.sessions {
+		if s.helloed && (app == "" || s.app == app) {
 			list = append(list, r.info(s))
 		}
 	}
@@ -196,8 +255,8 @@ func (r *Router) Stats() Stats {
 	defer r.unlock()
 	st := r.stats
 	st.Started = r.started
-	st.Uptime = r.clock.Now().Sub(r.started).Round(time.Second).String()
-	st.Sessions = len(r.sessions)
-	st.InFlight = len(r.calls)
+	st.Uptime = time.Since(r.started).Round(time.Second).String()
+	st.Sessions = len(r.registry.sessions)
+	st.InFlight = len(r.calls.byFID)
 	return st
 }

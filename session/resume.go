@@ -3,42 +3,12 @@ package session
 import (
 	"fmt"
 	"log/slog"
-	"time"
-
-	"github.com/coder/websocket"
-
-	"github.com/dccbridge/dccbridge/retry"
 )
 
-// This file is DESIGN §4: what happens to calls when a session stalls
-// (busy) or its connection drops (reconnecting), and when its instance says
-// hello again (resume).
-
-// state returns s's state; r.mu is held.
-func (s *Session) state() State {
-	switch {
-	case s.reconnecting:
-		return StateReconnecting
-	case s.busy:
-		return StateBusy
-	}
-	return StateConnected
-}
-
-// healthy reports whether s may be given new calls: connected, not busy,
-// not reconnecting, and not being closed by the bridge (slow reader,
-// protocol violation, bad token); r.mu is held.
-func (s *Session) healthy() bool {
-	code, _ := s.closeStatus()
-	return !s.gone && code == 0 && s.state() == StateConnected
-}
-
-func stopTimer(t *retry.Timer) {
-	if *t != nil {
-		(*t).Stop()
-		*t = nil
-	}
-}
+// This file is what happens to calls when a session stalls (busy), when
+// its connection drops (reconnecting, calls parked), when its instance says
+// hello again (resume: re-sent calls, held replies), and when it leaves for
+// good.
 
 // setState publishes session.state for s after a change; r.mu is held.
 func (r *Router) setState(s *Session) {
@@ -51,23 +21,15 @@ func (r *Router) setState(s *Session) {
 // armBusy starts watching s for silence while it has calls in flight;
 // r.mu is held.
 func (r *Router) armBusy(s *Session) {
-	if s.busyTimer == nil && !s.busy {
-		s.busyTimer = r.clock.AfterFunc(r.opts.BusyAfter, func() { r.checkBusy(s) })
+	if !s.busy {
+		s.quiet.Arm()
 	}
 }
 
-// checkBusy marks s busy if it still has calls in flight and has sent
-// nothing for BusyAfter, or looks again later.
-func (r *Router) checkBusy(s *Session) {
-	r.mu.Lock()
-	defer r.unlock()
-	s.busyTimer = nil
+// becameBusy marks s busy: it has calls in flight and has sent nothing for
+// BusyAfter. Called by s.quiet with r.mu held.
+func (r *Router) becameBusy(s *Session) {
 	if s.gone || s.reconnecting || s.busy || len(s.assigned) == 0 {
-		return
-	}
-	quiet := r.clock.Now().Sub(time.Unix(0, s.lastInbound.Load()))
-	if quiet < r.opts.BusyAfter {
-		s.busyTimer = r.clock.AfterFunc(r.opts.BusyAfter-quiet, func() { r.checkBusy(s) })
 		return
 	}
 	s.busy = true
@@ -90,71 +52,104 @@ func (r *Router) heardFrom(s *Session) {
 
 // connectionEnded settles s once its connection is gone. A session that
 // said hello and did not leave for good (a normal closure, 1000, is
-// leaving) waits for its instance to come back; any other leaves the
-// registry.
+// leaving) waits for its instance to come back; any other leaves.
 func (r *Router) connectionEnded(s *Session) {
 	r.mu.Lock()
 	defer r.unlock()
 	if s.gone || s.reconnecting {
 		return // replaced, or already settled
 	}
-	if !s.helloed || r.closing || websocket.StatusCode(s.peerClose.Load()) == websocket.StatusNormalClosure {
-		r.unregister(s, "left")
+	if !s.helloed || r.closing || CloseCode(s.peerClose.Load()) == CloseNormal {
+		r.leave(s, "left")
 		return
 	}
 	r.suspend(s)
 }
 
-// suspend makes s reconnecting: calls not yet written to it go elsewhere
-// or wait; written ones are parked if they may be re-sent (a replay client,
-// or an idempotent call) and fail -32004 otherwise; its own calls stay
-// alive if it is a replay caller (replies are held) and are cancelled
-// otherwise. After ResumeWait it leaves for good. r.mu is held.
-func (r *Router) suspend(s *Session) {
-	s.reconnecting, s.busy = true, false
-	stopTimer(&s.busyTimer)
+// disconnect settles what s had when its connection went (or is being
+// replaced): replies never written to it are held if it is a replay
+// caller; calls not yet written to it go elsewhere or wait; written ones
+// stay parked if they may be re-sent (a replay callee, or an idempotent
+// call) and fail -32004 otherwise; its own calls stay alive if it is a
+// replay caller and are cancelled otherwise. r.mu is held, and s is not
+// healthy any more.
+func (r *Router) disconnect(s *Session) {
+	s.busy = false
+	s.quiet.Stop()
 	s.queue.retire()
-	for _, f := range s.queue.close() {
-		if f.reply && s.replay { // queued, never written: held for its return
-			s.held = append(s.held, f.data)
-		}
-	}
+	s.holdUnwritten(s.queue.close())
 	r.settleCallee(s, func(cl *call) bool { return s.replay || cl.idempotent },
 		"dropped, and the call may not be re-sent (the client does not replay and the method is not idempotent),")
 	if !s.replay {
-		r.callerGone(&s.caller)
+		r.callerGone(&s.calls)
 	}
-	s.resumeTimer = r.clock.AfterFunc(r.opts.ResumeWait, func() {
-		r.mu.Lock()
-		defer r.unlock()
-		if s.reconnecting {
-			r.unregister(s, fmt.Sprintf("dropped and did not come back within the resume wait (%v)", r.opts.ResumeWait))
-		}
+}
+
+// suspend makes s reconnecting until its instance says hello again or
+// ResumeWait passes, when it leaves for good; r.mu is held.
+func (r *Router) suspend(s *Session) {
+	s.reconnecting = true
+	r.registry.disconnected(s)
+	r.disconnect(s)
+	r.resuming.Add(s, s.seq, r.opts.ResumeWait, func(s *Session) {
+		r.leave(s, fmt.Sprintf("dropped and did not come back within the resume wait (%v)", r.opts.ResumeWait))
 	})
 	r.setState(s)
 }
 
+// leave takes s out of the registry for good and settles its calls: those
+// it made are cancelled at their hosts, and those forwarded to it and
+// written fail -32004 saying why (e.g. "left"); r.mu is held. Safe to call
+// twice.
+func (r *Router) leave(s *Session, why string) {
+	if s.gone {
+		return
+	}
+	r.registry.remove(s)
+	s.gone, s.reconnecting, s.busy = true, false, false
+	s.quiet.Stop()
+	r.resuming.Remove(s)
+	s.queue.retire() // its writer may still run: it writes none of its calls from now on
+	r.settleCallee(s, func(*call) bool { return false }, why)
+	r.callerGone(&s.calls)
+	s.held = nil
+	if s.helloed {
+		r.logLocked(slog.LevelInfo, "session left", "session", s.id, "app", s.app, "instance", s.instance, "why", why)
+		r.announceLeft(s, why)
+	}
+}
+
+// announceLeft publishes session.left for s, saying why; r.mu is held.
+func (r *Router) announceLeft(s *Session, why string) {
+	info := r.info(s)
+	info.Reason = why
+	r.publish(nil, "session.left", info)
+}
+
 // takeOver hands what g left to n, a new connection of the same app and
 // instance that has just said hello (g reconnecting, or live and being
-// replaced). With the same boot, g's parked calls are re-sent to n (to a
-// replay client; idempotent calls to any) and, for a replay caller, g's
-// calls and held replies move to n; otherwise parked calls fail -32004 and
-// g's own calls are cancelled. It returns whether this was a resume, how
-// many calls will be re-sent, and a function that sends the held replies
-// and the re-sent calls, to be called once the hello result is queued.
-// r.mu is held.
+// replaced: then g is closed with 4001). With the same boot, g's parked
+// calls are re-sent to n (to a replay client; idempotent calls to any) in
+// the order they were made, and, for a replay caller, g's calls and held
+// replies move to n; otherwise parked calls fail -32004 and g's own calls
+// are cancelled. g leaves (session.left says who took over). It returns
+// whether this was a resume, how many calls will be re-sent, and a function
+// that sends the held replies, the cancels and the re-sent calls, to be
+// called once the hello result is queued. r.mu is held.
 func (r *Router) takeOver(g, n *Session) (resumed bool, pending int, after func()) {
+	why := "resumed by session " + n.id
 	if !g.reconnecting {
-		g.closeAfterFlush(websocket.StatusCode(4001), "replaced")
-		r.suspend(g)
+		why = "replaced by session " + n.id + " of the same instance"
+		g.closeAfterFlush(CloseReplaced, "replaced")
+		r.disconnect(g)
 	}
-	stopTimer(&g.resumeTimer)
+	r.resuming.Remove(g)
 	sameBoot := g.boot == n.boot
 	var resend []*call
-	for fid, cl := range g.assigned {
+	for _, cl := range callsInOrder(g.assigned) {
 		switch {
 		case cl.idempotent || (sameBoot && n.replay):
-			delete(g.assigned, fid)
+			delete(g.assigned, cl.fid)
 			cl.callee = nil
 			resend = append(resend, cl)
 		case sameBoot:
@@ -164,25 +159,25 @@ func (r *Router) takeOver(g, n *Session) (resumed bool, pending int, after func(
 		}
 	}
 	var held [][]byte
+	var cancels []string
 	if sameBoot && g.replay {
-		for key, cl := range g.caller.inflight {
-			cl.caller = &n.caller
-			n.caller.inflight[key] = cl
-			delete(g.caller.inflight, key)
+		for key, cl := range g.calls.inflight {
+			cl.caller = &n.calls
+			n.calls.inflight[key] = cl
+			delete(g.calls.inflight, key)
 		}
 		held, g.resumedBy = g.held, n
 	} else {
-		r.callerGone(&g.caller)
+		r.callerGone(&g.calls)
 	}
-	g.held = nil
-	g.reconnecting, g.gone = false, true
-	delete(r.sessions, g.id)
-	r.setOffer(g, nil, nil)
-	r.tookOver(sameBoot, len(resend))
-	var cancels []string
 	if sameBoot {
 		cancels = g.cancelled
 	}
+	g.held = nil
+	r.registry.remove(g)
+	g.gone, g.reconnecting = true, false
+	r.tookOver(sameBoot, len(resend))
+	r.announceLeft(g, why)
 	return sameBoot, len(resend), func() {
 		for _, f := range held {
 			n.reply(f)

@@ -460,12 +460,13 @@ type pipeBridge struct {
 	tr     *http.Transport
 	client *http.Client
 	peers  []*pipePeer
+	logs   *logWatch
 }
 
 func startPipeBridge(t *testing.T, opts session.Options) *pipeBridge {
-	_, logger := newLogWatch(t)
+	logs, logger := newLogWatch(t)
 	opts.Logger = logger
-	b := &pipeBridge{t: t, r: session.New(opts), ln: newPipeListener(), served: make(chan struct{})}
+	b := &pipeBridge{t: t, r: session.New(opts), ln: newPipeListener(), served: make(chan struct{}), logs: logs}
 	b.web = web.New(web.Options{Router: b.r, Addr: "127.0.0.1:8098", Logger: logger})
 	b.srv = &http.Server{Handler: b.web}
 	go func() { _ = b.srv.Serve(b.ln); close(b.served) }()

@@ -1,35 +1,27 @@
-// Package session holds the bridge's live state: one Session per websocket
-// connection, the registry of who is connected and what they offer, and the
-// router of calls between them (pending calls, forwarded ids, targeting,
-// replies, cancel, progress, events and context).
-//
-// All of it is owned by a Router and guarded by its one mutex, which is
-// never held across I/O: frames go to bounded per-session queues that each
-// session's writer drains.
 package session
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/dccbridge/dccbridge/retry"
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
-// Router is the bridge's core: the registry of sessions and the calls in
-// flight between them. Its methods are safe for concurrent use.
+// Router is the bridge's core. It owns the registry of sessions, the table
+// of calls in flight, the sessions waiting to be resumed, the stored
+// contexts and the event watchers, all guarded by its one mutex, which is
+// never held across I/O: frames go to bounded per-session queues that each
+// session's writer drains, and log lines made under the lock are written
+// after it is released. Its exported methods are safe for concurrent use.
 type Router struct {
 	opts    Options
 	log     *slog.Logger
-	clock   retry.Clock
 	prefix  string // random per Router, so forwarded ids are never reused across restarts
 	started time.Time
 	metrics *Metrics
@@ -37,15 +29,14 @@ type Router struct {
 	mu       sync.Mutex
 	seq      uint64
 	closing  bool
-	sessions map[string]*Session    // by session id
-	byKey    map[string]*Session    // by app + "\x00" + instance, after hello
-	offers   map[string][]*Session  // full method name → sessions offering it
-	calls    map[string]*call       // by forwarded id
-	waiting  *retry.Waitlist[*call] // calls waiting for a session that offers their method
-	contexts map[string]json.RawMessage
+	registry registry                  // who is connected and what they offer (registry.go)
+	calls    callTable                 // calls in flight (calls.go)
+	resuming *retry.Waitlist[*Session] // reconnecting sessions, until ResumeWait (resume.go)
+	contexts contextStore              // pushed contexts (context.go)
+	labels   labelSet                  // metric label values in use (metrics.go)
+	watchers []*watcher                // Watch channels (events.go)
 	stats    Stats
-	logs     []logLine // written by unlock, after r.mu is released
-	watchers []*watcher
+	logs     []logLine // written by unlock, after mu is released
 
 	wg sync.WaitGroup // sessions being served
 }
@@ -56,22 +47,20 @@ func New(opts Options) *Router {
 	r := &Router{
 		opts:     opts,
 		log:      opts.Logger,
-		clock:    opts.Clock,
 		prefix:   randomPrefix(),
-		started:  opts.Clock.Now(),
+		started:  time.Now(),
 		metrics:  opts.Metrics,
-		sessions: map[string]*Session{},
-		byKey:    map[string]*Session{},
-		offers:   map[string][]*Session{},
-		calls:    map[string]*call{},
-		contexts: map[string]json.RawMessage{},
+		registry: newRegistry(),
+		contexts: newContextStore(opts.ContextRetention, opts.MaxContexts),
+		labels:   newLabelSet(opts.MaxLabelValues),
 	}
-	r.waiting = retry.NewWaitlist[*call](opts.Clock, routerLock{r})
+	r.calls = newCallTable(routerLock{r})
+	r.resuming = retry.NewWaitlist[*Session](routerLock{r})
 	return r
 }
 
 // routerLock is r.mu as a sync.Locker whose Unlock also writes the log
-// lines made under it.
+// lines made under it; the retry timers take the lock through it.
 type routerLock struct{ r *Router }
 
 func (l routerLock) Lock()   { l.r.mu.Lock() }
@@ -112,26 +101,29 @@ func (r *Router) unlock() {
 	}
 }
 
-// nextID returns a new id with the given kind letter; r.mu must be held.
-func (r *Router) nextID(kind string) string {
+// next returns a new sequence number and an id with the given kind letter
+// made of it; r.mu is held.
+func (r *Router) next(kind string) (uint64, string) {
 	r.seq++
-	return kind + "-" + r.prefix + "-" + strconv.FormatUint(r.seq, 36)
+	return r.seq, kind + "-" + r.prefix + "-" + strconv.FormatUint(r.seq, 36)
 }
 
-// Serve runs a session on an accepted websocket connection until it ends.
-// It owns conn from now on.
-func (r *Router) Serve(conn *websocket.Conn, p Peer) {
+// Serve runs a session on conn until the connection ends. It owns conn
+// from now on.
+func (r *Router) Serve(conn Conn, p Peer) {
 	s := &Session{
 		router:      r,
 		conn:        conn,
 		remote:      p.Remote,
-		connectedAt: r.clock.Now(),
+		connectedAt: time.Now(),
 		queue:       newOutQueue(r.opts.QueueLimit),
 		authorized:  p.Authorized,
 		assigned:    map[string]*call{},
 	}
-	s.caller.session = s
-	s.caller.inflight = map[string]*call{}
+	s.calls = caller{who: &s.identity, session: s, inflight: map[string]*call{}}
+	s.quiet = retry.NewSilence(routerLock{r}, r.opts.BusyAfter,
+		func() time.Time { return time.Unix(0, s.lastInbound.Load()) },
+		func() { r.becameBusy(s) })
 	s.lastInbound.Store(s.connectedAt.UnixNano())
 	ctx, drop := context.WithCancel(context.Background())
 	defer drop()
@@ -141,17 +133,17 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 	switch {
 	case r.closing:
 		r.unlock()
-		_ = conn.Close(websocket.StatusGoingAway, "the bridge is shutting down")
+		_ = conn.Close(CloseGoingAway, "the bridge is shutting down")
 		return
-	case r.connected() >= r.opts.MaxSessions:
+	case r.registry.live >= r.opts.MaxSessions:
 		r.unlock()
 		r.log.Warn("session refused: too many sessions", "remote", p.Remote, "max_sessions", r.opts.MaxSessions)
-		_ = conn.Close(websocket.StatusTryAgainLater, "too many sessions (max "+strconv.Itoa(r.opts.MaxSessions)+")")
+		_ = conn.Close(CloseTryAgainLater, "too many sessions (max "+strconv.Itoa(r.opts.MaxSessions)+")")
 		return
 	}
-	s.id = r.nextID("s")
-	s.caller.label = `{"session":` + strconv.Quote(s.id) + `}`
-	r.sessions[s.id] = s
+	s.seq, s.id = r.next("s")
+	s.identity.meta = []byte(`{"session":` + strconv.Quote(s.id) + `}`)
+	r.registry.add(s)
 	r.wg.Add(1)
 	r.unlock()
 	defer r.wg.Done()
@@ -164,22 +156,10 @@ func (r *Router) Serve(conn *websocket.Conn, p Peer) {
 		_ = conn.CloseNow()
 	}
 	r.mu.Lock()
-	app, instance := s.caller.app, s.caller.instance
+	app, instance := s.app, s.instance
 	r.unlock()
 	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
-		"duration", r.clock.Now().Sub(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
-}
-
-// connected counts the sessions with a live connection: reconnecting ones
-// wait for theirs and do not count against MaxSessions; r.mu is held.
-func (r *Router) connected() int {
-	n := 0
-	for _, s := range r.sessions {
-		if !s.reconnecting {
-			n++
-		}
-	}
-	return n
+		"duration", time.Since(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
 }
 
 // Ready reports whether the router takes new sessions and calls.
@@ -196,17 +176,14 @@ func (r *Router) Ready() bool {
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closing = true
-	for _, c := range r.calls {
-		r.finish(c, rpc.ErrShuttingDown.WithData(c.errorData()))
+	for _, cl := range r.calls.inOrder() {
+		r.finish(cl, rpc.ErrShuttingDown.WithData(cl.errorData()))
 	}
-	sessions := make([]*Session, 0, len(r.sessions))
-	for _, s := range r.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := r.registry.all()
 	r.unlock()
 
 	for _, s := range sessions {
-		s.closeAfterFlush(websocket.StatusGoingAway, "the bridge is shutting down")
+		s.closeAfterFlush(CloseGoingAway, "the bridge is shutting down")
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
@@ -218,10 +195,9 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	case <-budget.C:
 	case <-ctx.Done():
 	}
-	// Drop the rest. Not conn.CloseNow: while a close handshake is under
-	// way it waits for it (up to coder/websocket's 5 s). Ending a session's
-	// context closes its connection at once (coder/websocket closes a
-	// connection whose read or write context ends).
+	// Drop the rest. Not CloseNow: while a close handshake is under way
+	// it may wait for it. Ending a session's context ends its reads and
+	// writes, which closes the connection at once.
 	for _, s := range sessions {
 		s.drop()
 	}
@@ -238,13 +214,7 @@ func (r *Router) handleFrame(s *Session, data []byte) {
 	items, batch := rpc.Decode(data)
 	out := sink(sessionSink{s})
 	if batch {
-		b := &batchReplies{out: out}
-		for _, it := range items {
-			if it.Err != nil || (it.Msg.IsRequest() && !it.Msg.IsNotification()) {
-				b.expected++
-			}
-		}
-		out = b
+		out = newBatchReplies(out, items)
 	}
 	r.mu.Lock()
 	defer r.unlock()
@@ -257,7 +227,7 @@ func (r *Router) handleFrame(s *Session, data []byte) {
 	}
 	r.heardFrom(s)
 	for _, it := range items {
-		r.handleItem(&s.caller, it, out)
+		r.handleItem(&s.calls, it, out)
 	}
 }
 
@@ -269,22 +239,16 @@ func (r *Router) HandleHTTP(ctx context.Context, body []byte, remote string) []b
 	items, batch := rpc.Decode(body)
 	replies := make(chanSink, 1)
 	out := sink(replies)
-	expected := 0
-	for _, it := range items {
-		if it.Err != nil || (it.Msg.IsRequest() && !it.Msg.IsNotification()) {
-			expected++
-		}
-	}
 	if batch {
-		out = &batchReplies{out: replies, expected: expected}
+		out = newBatchReplies(replies, items)
 	}
-	c := &caller{app: "http", label: `{"app":"http"}`, inflight: map[string]*call{}}
+	c := &caller{who: &identity{app: "http", meta: []byte(`{"app":"http"}`)}, inflight: map[string]*call{}}
 	r.mu.Lock()
 	for _, it := range items {
 		r.handleItem(c, it, out)
 	}
 	r.unlock()
-	if expected == 0 {
+	if expectedReplies(items) == 0 {
 		return nil
 	}
 	select {
@@ -345,59 +309,17 @@ func isBuiltin(method string) bool {
 	return len(method) > len("bridge.") && strings.EqualFold(method[:len("bridge.")], "bridge.")
 }
 
-// sessionSink delivers a reply to a session's queue.
-type sessionSink struct{ s *Session }
-
-func (k sessionSink) deliver(frame []byte) { k.s.reply(frame) }
-
-// reply sends a reply owed to s as a caller: to the session that resumed
-// it, held while it reconnects, else queued; r.mu is held.
-func (s *Session) reply(frame []byte) {
-	for s.resumedBy != nil {
-		s = s.resumedBy
-	}
-	if s.reconnecting {
-		s.held = append(s.held, frame)
-		return
-	}
-	if !s.push(outFrame{data: frame, reply: true}, classReply) && s.replay {
-		s.held = append(s.held, frame) // its queue is full or closing: kept for its return
-	}
-}
-
-// send queues a reply or control frame for s; a full queue makes s a slow
-// reader, which is closed with 1008.
-func (s *Session) send(frame []byte) bool {
-	return s.push(outFrame{data: frame}, classReply)
-}
-
-func (s *Session) push(f outFrame, class frameClass) bool {
-	switch s.queue.push(f, class) {
-	case pushed:
-		return true
-	case pushFull:
-		s.router.slowReader(s)
-	case pushDropped:
-		if class == classEvent {
-			s.droppedEvents.Add(1)
-			s.router.metrics.droppedEvents.Inc()
-		}
-	}
-	return false
-}
-
-// slowReader closes s with 1008 because its queue is full. Its calls not yet
-// written fail with -32003 when the session is removed.
+// slowReader closes s with 1008 because its queue is full; r.mu is held.
+// Its calls not yet written fail with -32003 when the session is settled;
+// replies owed to it as a replay caller are held for its return.
 func (r *Router) slowReader(s *Session) {
 	r.logLocked(slog.LevelWarn, "slow reader closed", "session", s.id, "queue_limit", r.opts.QueueLimit)
-	discarded := s.abort(websocket.StatusPolicyViolation, "slow reader: outbound queue full")
+	discarded := s.abort(ClosePolicyViolation, "slow reader: outbound queue full")
 	r.slowReaderClosed(len(discarded))
 	for _, f := range discarded {
-		switch {
-		case f.call != nil:
+		if f.call != nil {
 			f.call.markWithdrawn()
-		case f.reply && s.replay: // never written: held for its return
-			s.held = append(s.held, f.data)
 		}
 	}
+	s.holdUnwritten(discarded)
 }

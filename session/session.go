@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dccbridge/dccbridge/retry"
@@ -17,11 +16,13 @@ import (
 // State is what a session can do right now.
 type State string
 
-// Session states. Only connected sessions receive new calls.
+// Session states. Only connected sessions receive new calls; left appears
+// only in the session.left event.
 const (
 	StateConnected    State = "connected"
 	StateBusy         State = "busy"
 	StateReconnecting State = "reconnecting"
+	StateLeft         State = "left"
 )
 
 // Peer describes a connection as the HTTP layer accepted it.
@@ -33,21 +34,31 @@ type Peer struct {
 	Remote string
 }
 
-// Session is one websocket connection: a reader, a writer draining a bounded
-// queue, and a heartbeat, joined by an errgroup. Its identity and offer are
-// guarded by the Router's mutex; the queue and the counters are safe for
-// concurrent use on their own.
+// identity is who a peer is: its app (namespace) and instance, empty
+// before bridge.hello, and the JSON object that names it in meta.caller.
+type identity struct {
+	app      string
+	instance string
+	meta     []byte
+}
+
+// Session is one peer connection: a reader, a writer draining a bounded
+// queue, and a heartbeat, joined by an errgroup. Its identity, offer and
+// call bookkeeping are guarded by the Router's mutex; the queue, the close
+// status and the atomics are safe for concurrent use on their own.
 type Session struct {
 	router      *Router
-	conn        *websocket.Conn
+	conn        Conn
 	id          string
 	remote      string
 	connectedAt time.Time
+	seq         uint64 // the order it connected in
 	queue       *outQueue
 	drop        context.CancelFunc // ends run at once, dropping the connection
 
 	// Guarded by router.mu.
-	caller     caller
+	identity
+	calls      caller // the calls it makes
 	authorized bool
 	helloed    bool
 	kind       string
@@ -58,59 +69,75 @@ type Session struct {
 	offer      []string          // full names, in the order offered
 	methods    map[string]string // full name → name as offered
 	topics     []string
-	assigned   map[string]*call // calls forwarded to this session (parked while reconnecting), by forwarded id
-	answerMeta []byte           // the meta a reply from this session carries
+	assigned   map[string]*call // calls forwarded to it (parked while reconnecting), by forwarded id
+	answerMeta []byte           // the meta a reply from it carries
 	gone       bool             // removed from the registry
 	busy       bool             // calls in flight and silent for BusyAfter
-	busyTimer  retry.Timer      // armed while calls are in flight and the session is not busy
+	quiet      *retry.Silence   // armed while calls are in flight and it is not busy
 	// reconnecting: the connection is gone and the session waits up to
-	// ResumeWait for its app and instance to say hello again.
+	// ResumeWait (in Router.resuming) for its app and instance to say
+	// hello again.
 	reconnecting bool
-	resumeTimer  retry.Timer
-	held         [][]byte // replies for this replay caller, held while it reconnects
-	cancelled    []string // forwarded ids of parked calls cancelled while it reconnects
+	held         [][]byte // replies owed to it as a replay caller, held while it reconnects
+	cancelled    []string // forwarded ids of its parked calls cancelled while it reconnects
 	resumedBy    *Session // the session that took over after a resume
 
 	peerClose     atomic.Int32 // the close code the peer sent, if any
-	lastInbound   atomic.Int64 // unix nanoseconds
+	lastInbound   atomic.Int64 // unix nanoseconds of the last message read
+	writing       atomic.Bool  // a write is under way
 	rtt           atomic.Int64 // nanoseconds
 	droppedEvents atomic.Int64
 
 	closeMu     sync.Mutex
-	closeCode   websocket.StatusCode
+	closeCode   CloseCode
 	closeReason string
 }
 
 // errClosedByBridge ends a session whose close the bridge asked for.
 var errClosedByBridge = errors.New("closed by the bridge")
 
-// run serves the session until its connection ends.
+// run serves the session until its connection ends and returns what ended
+// it: a failed write or heartbeat (after which the read fails too, only as
+// a consequence), else what ended the read.
 func (s *Session) run(ctx context.Context) error {
+	var writeErr, beatErr error
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.readLoop(ctx) })
-	g.Go(func() error { return s.writeLoop(ctx) })
-	g.Go(func() error { return s.heartbeat(ctx) })
-	return g.Wait()
+	g.Go(func() error { writeErr = s.writeLoop(ctx); return writeErr })
+	g.Go(func() error { beatErr = s.heartbeat(ctx); return beatErr })
+	err := g.Wait()
+	for _, cause := range []error{writeErr, beatErr} {
+		if cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+	}
+	return err
 }
 
 func (s *Session) readLoop(ctx context.Context) error {
 	for {
-		typ, data, err := s.conn.Read(ctx)
-		if err != nil {
-			s.peerClose.Store(int32(websocket.CloseStatus(err)))
-			return fmt.Errorf("read: %w", err)
-		}
-		s.lastInbound.Store(s.router.clock.Now().UnixNano())
-		s.router.metrics.received.Add(float64(len(data)))
-		if typ != websocket.MessageText {
-			s.closeAfterFlush(websocket.StatusUnsupportedData, "binary messages are not accepted: send JSON-RPC as text")
+		data, err := s.conn.Read(ctx)
+		var v *Violation
+		switch {
+		case errors.As(err, &v):
+			s.closeAfterFlush(v.Code, v.Reason)
 			continue
+		case err != nil:
+			s.peerClose.Store(int32(peerCloseCode(err)))
+			return err
 		}
+		s.lastInbound.Store(time.Now().UnixNano())
+		s.router.metrics.received.Add(float64(len(data)))
 		s.router.handleFrame(s, data)
 	}
 }
 
+// writeLoop writes what is queued, one frame at a time. When a write fails,
+// the frame it was writing and those after it go back to the queue, so
+// that replies owed to a replay caller are held for its return like any
+// never written.
 func (s *Session) writeLoop(ctx context.Context) error {
+	timeout := s.router.opts.WriteTimeout
 	for {
 		select {
 		case <-ctx.Done():
@@ -118,14 +145,20 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		case <-s.queue.wake:
 		}
 		frames, last := s.queue.take()
-		for _, f := range frames {
+		for i, f := range frames {
 			if !s.queue.claim(f) {
 				continue // withdrawn while queued, or moved to another session
 			}
-			wctx, cancel := context.WithTimeout(ctx, s.router.opts.WriteTimeout)
-			err := s.conn.Write(wctx, websocket.MessageText, f.data)
+			wctx, cancel := context.WithTimeout(ctx, timeout)
+			s.writing.Store(true)
+			err := s.conn.Write(wctx, f.data)
+			s.writing.Store(false)
 			cancel()
 			if err != nil {
+				s.queue.giveBack(frames[i:])
+				if errors.Is(wctx.Err(), context.DeadlineExceeded) {
+					return fmt.Errorf("write timed out after %v (the peer is not reading): %w", timeout, err)
+				}
 				return fmt.Errorf("write: %w", err)
 			}
 			s.router.metrics.sent.Add(float64(len(f.data)))
@@ -137,8 +170,14 @@ func (s *Session) writeLoop(ctx context.Context) error {
 	}
 }
 
+// heartbeat pings the peer every HeartbeatInterval and ends the session
+// when the peer is gone: no pong and nothing received within
+// HeartbeatTimeout. A ping is not a verdict while a long write holds the
+// connection (the write timeout decides then) or while a message from the
+// peer is arriving.
 func (s *Session) heartbeat(ctx context.Context) error {
-	t := time.NewTicker(s.router.opts.HeartbeatInterval)
+	interval, timeout := s.router.opts.HeartbeatInterval, s.router.opts.HeartbeatTimeout
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -146,23 +185,32 @@ func (s *Session) heartbeat(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.router.opts.HeartbeatTimeout)
+		if s.writing.Load() {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		err := s.conn.Ping(pctx)
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("no pong within %v: %w", s.router.opts.HeartbeatTimeout, err)
+		switch {
+		case err == nil:
+			s.rtt.Store(int64(time.Since(start)))
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrReceiving), s.writing.Load():
+			// Alive: busy sending us a message, or the ping waited
+			// behind our own long write.
+		case errors.Is(err, ErrNoPong):
+			return fmt.Errorf("no pong within %v and nothing received: %w", timeout, err)
+		default:
+			return fmt.Errorf("ping failed: %w", err)
 		}
-		s.rtt.Store(int64(time.Since(start)))
 	}
 }
 
 // setClose records the close code and reason once; it reports whether this
 // call set them.
-func (s *Session) setClose(code websocket.StatusCode, reason string) bool {
+func (s *Session) setClose(code CloseCode, reason string) bool {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closeCode != 0 {
@@ -173,7 +221,7 @@ func (s *Session) setClose(code websocket.StatusCode, reason string) bool {
 }
 
 // closeStatus returns the recorded close code and reason (0 if none).
-func (s *Session) closeStatus() (websocket.StatusCode, string) {
+func (s *Session) closeStatus() (CloseCode, string) {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	return s.closeCode, s.closeReason
@@ -181,7 +229,7 @@ func (s *Session) closeStatus() (websocket.StatusCode, string) {
 
 // closeAfterFlush closes the session with code once the frames queued so far
 // are written. It does not block.
-func (s *Session) closeAfterFlush(code websocket.StatusCode, reason string) {
+func (s *Session) closeAfterFlush(code CloseCode, reason string) {
 	if s.setClose(code, reason) {
 		s.queue.flush()
 	}
@@ -189,8 +237,8 @@ func (s *Session) closeAfterFlush(code websocket.StatusCode, reason string) {
 
 // abort closes the session with code at once, discarding what is queued, and
 // returns the discarded frames. It does not block: the close handshake runs
-// in its own goroutine and gives up after coder/websocket's own timeout.
-func (s *Session) abort(code websocket.StatusCode, reason string) []outFrame {
+// in its own goroutine and gives up after the transport's own timeout.
+func (s *Session) abort(code CloseCode, reason string) []outFrame {
 	if !s.setClose(code, reason) {
 		return nil
 	}
@@ -203,7 +251,80 @@ func (s *Session) abort(code websocket.StatusCode, reason string) []outFrame {
 func (s *Session) closeConn() {
 	code, reason := s.closeStatus()
 	if code == 0 {
-		code, reason = websocket.StatusNormalClosure, ""
+		code, reason = CloseNormal, ""
 	}
 	_ = s.conn.Close(code, reason)
+}
+
+// state returns s's state; router.mu is held.
+func (s *Session) state() State {
+	switch {
+	case s.gone:
+		return StateLeft
+	case s.reconnecting:
+		return StateReconnecting
+	case s.busy:
+		return StateBusy
+	}
+	return StateConnected
+}
+
+// healthy reports whether s may be given new calls: connected, not busy,
+// not reconnecting, and not being closed by the bridge (slow reader,
+// protocol violation, bad token); router.mu is held.
+func (s *Session) healthy() bool {
+	code, _ := s.closeStatus()
+	return code == 0 && s.state() == StateConnected
+}
+
+// reply sends a reply owed to s as a caller: to the session that resumed
+// it, held while it reconnects, else queued; router.mu is held.
+func (s *Session) reply(frame []byte) {
+	for s.resumedBy != nil {
+		s = s.resumedBy
+	}
+	if s.reconnecting {
+		s.held = append(s.held, frame)
+		return
+	}
+	if !s.push(outFrame{data: frame, reply: true}, classReply) && s.replay {
+		s.held = append(s.held, frame) // its queue is full or closing: kept for its return
+	}
+}
+
+// send queues a reply or control frame for s; a full queue makes s a slow
+// reader, which is closed with 1008. router.mu is held.
+func (s *Session) send(frame []byte) bool {
+	return s.push(outFrame{data: frame}, classReply)
+}
+
+// push queues f; router.mu is held.
+func (s *Session) push(f outFrame, class frameClass) bool {
+	switch s.queue.push(f, class) {
+	case pushed:
+		return true
+	case pushFull:
+		s.router.slowReader(s)
+	case pushDropped:
+		if class == classEvent {
+			s.dropEvent()
+		}
+	}
+	return false
+}
+
+// dropEvent counts an event not delivered to s.
+func (s *Session) dropEvent() {
+	s.droppedEvents.Add(1)
+	s.router.metrics.droppedEvents.Inc()
+}
+
+// holdUnwritten keeps, for a replay caller's return, the replies among
+// frames that were never written to it; router.mu is held.
+func (s *Session) holdUnwritten(frames []outFrame) {
+	for _, f := range frames {
+		if f.reply && s.replay {
+			s.held = append(s.held, f.data)
+		}
+	}
 }

@@ -26,6 +26,24 @@ type batchReplies struct {
 	frames   [][]byte
 }
 
+// newBatchReplies returns a sink for the replies of the batch items, which
+// delivers them to out as one array.
+func newBatchReplies(out sink, items []rpc.Item) *batchReplies {
+	return &batchReplies{out: out, expected: expectedReplies(items)}
+}
+
+// expectedReplies counts the items that are owed a reply: the invalid ones
+// and the requests that are not notifications.
+func expectedReplies(items []rpc.Item) int {
+	n := 0
+	for _, it := range items {
+		if it.Err != nil || (it.Msg.IsRequest() && !it.Msg.IsNotification()) {
+			n++
+		}
+	}
+	return n
+}
+
 func (b *batchReplies) deliver(frame []byte) {
 	b.mu.Lock()
 	b.frames = append(b.frames, frame)
@@ -35,6 +53,11 @@ func (b *batchReplies) deliver(frame []byte) {
 		b.out.deliver(rpc.AppendBatch(nil, b.frames))
 	}
 }
+
+// sessionSink delivers a reply to the session that called.
+type sessionSink struct{ s *Session }
+
+func (k sessionSink) deliver(frame []byte) { k.s.reply(frame) }
 
 // chanSink hands the reply to a waiting HTTP handler.
 type chanSink chan []byte

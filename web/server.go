@@ -125,7 +125,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(s.opts.MaxMessage)
-	s.opts.Router.Serve(conn, session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr})
+	s.opts.Router.Serve(newWSConn(conn), session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr})
 }
 
 func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
