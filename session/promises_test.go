@@ -113,7 +113,7 @@ func TestOrderKeptAcrossResumeAndReplacement(t *testing.T) {
 // gets every one of them when it comes back with the same boot.
 func TestRepliesTakenByWriterHeldForReplayCaller(t *testing.T) {
 	const big = 8 << 20 // each reply: more than a loopback socket buffers
-	b := bridgetest.Start(t, &session.Options{Logger: quietLogger(), WriteTimeout: 300 * time.Millisecond,
+	b := bridgetest.Start(t, &session.Options{Logger: quietLogger(), WriteTimeout: 2 * time.Second,
 		HeartbeatInterval: time.Minute, BusyAfter: time.Minute}, nil)
 	host := bridgetest.Dial(t, b.WSURL, nil)
 	host.Hello(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
