@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/dccbridge/dccbridge/internal/memconn"
 	"github.com/dccbridge/dccbridge/session"
 )
 
@@ -121,5 +122,40 @@ func TestHeartbeatLogsWriteTimeout(t *testing.T) {
 		if cause := rec.Attrs["cause"]; !strings.Contains(cause, "write timed out after 40s") || strings.Contains(cause, "pong") {
 			t.Errorf("session ended with cause %q, want the write timeout", cause)
 		}
+	})
+}
+
+// A peer that does not answer pings while it is sending a large message
+// stays; once it has stopped sending and still does not answer, it is gone
+// after HeartbeatTimeout, and the log says no pong. In-memory connection.
+func TestHeartbeatKeepsPeerThatIsSending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs, logger := newLogWatch(t)
+		r := session.New(session.Options{Logger: logger})
+		conn, peer := memconn.New(memconn.Options{})
+		served := make(chan struct{})
+		go func() { r.Serve(conn, session.Peer{Authorized: true, Remote: "mem"}); close(served) }()
+		peer.Send([]byte(`{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"maya","instance":"m-1"}}`))
+		peer.SetPong(false)
+		peer.SetSending(true)
+
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := logs.count("session ended"); n != 0 {
+			t.Fatalf("a peer busy sending was dropped: %v", logs.all())
+		}
+		start := time.Now()
+		peer.SetSending(false)
+		rec := logs.wait(t, time.Minute, "session ended", "instance", "m-1")
+		if !strings.Contains(rec.Attrs["cause"], "no pong within 15s") {
+			t.Errorf("cause %q, want no pong within 15s", rec.Attrs["cause"])
+		}
+		if gone := time.Since(start); gone > 20*time.Second {
+			t.Errorf("dropped %v after it stopped sending, want within interval + timeout (20 s)", gone)
+		}
+		if err := r.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		<-served
 	})
 }
