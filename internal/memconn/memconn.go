@@ -71,25 +71,35 @@ type Conn struct{ p *pipe }
 var _ session.Conn = (*Conn)(nil)
 
 // Read returns the peer's next message; what the peer sent before it
-// closed is read first.
+// closed is read first. A ctx that ends first drops the connection, as
+// with coder/websocket.
 func (c *Conn) Read(ctx context.Context) ([]byte, error) {
+	m, err := c.p.receive(ctx, c.p.toBridge, true)
+	if err != nil && ctx.Err() != nil {
+		c.p.end(0, "", false)
+	}
+	return m, err
+}
+
+// receive returns the next message of ch; once the connection has ended
+// and ch is empty, the error the receiving end sees.
+func (p *pipe) receive(ctx context.Context, ch chan []byte, forBridge bool) ([]byte, error) {
 	select {
-	case m := <-c.p.toBridge:
+	case m := <-ch:
 		return m, nil
 	default:
 	}
 	select {
-	case m := <-c.p.toBridge:
+	case m := <-ch:
 		return m, nil
-	case <-c.p.done:
+	case <-p.done:
 		select {
-		case m := <-c.p.toBridge:
+		case m := <-ch:
 			return m, nil
 		default:
 		}
-		return nil, c.p.err(true)
+		return nil, p.err(forBridge)
 	case <-ctx.Done():
-		c.p.end(0, "", false)
 		return nil, ctx.Err()
 	}
 }
@@ -185,24 +195,7 @@ func (p *Peer) Send(msg []byte) error {
 // and every message is read, it returns the bridge's close as a
 // *session.CloseError (or io.EOF when dropped).
 func (p *Peer) Recv(ctx context.Context) ([]byte, error) {
-	select {
-	case m := <-p.p.toPeer:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-p.p.toPeer:
-		return m, nil
-	case <-p.p.done:
-		select {
-		case m := <-p.p.toPeer:
-			return m, nil
-		default:
-		}
-		return nil, p.p.err(false)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return p.p.receive(ctx, p.p.toPeer, false)
 }
 
 // Close ends the connection with code and reason, as a peer's close frame.
