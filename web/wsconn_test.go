@@ -34,8 +34,10 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 }
-func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
-func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8098} }
+func (l *oneConnListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+func (l *oneConnListener) Addr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8098}
+}
 
 // rawClient is a websocket client written by hand over net.Pipe, so a test
 // can send one frame slowly, the way a browser sends a large message: a
