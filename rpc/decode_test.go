@@ -253,7 +253,7 @@ func TestDecodeSpecExamples(t *testing.T) {
 	}
 }
 
-// DESIGN §3.1: ids come back exactly as they were sent.
+// docs/protocol.md (Conformance): ids come back exactly as they were sent.
 func TestDecodeIDs(t *testing.T) {
 	ids := []string{
 		`1`, `0`, `-1`, `-0`, `12345678901234567890123`, `-12345678901234567890`,
@@ -747,7 +747,8 @@ func TestErrorWithData(t *testing.T) {
 }
 
 func TestErrorCodes(t *testing.T) {
-	// The numbers are part of the public wire contract (spec §5.1, DESIGN §3.5).
+	// The numbers are part of the public wire contract (spec §5.1;
+	// docs/protocol.md, Errors).
 	cases := []struct {
 		code     int64
 		sentinel *rpc.Error

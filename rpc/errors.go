@@ -8,7 +8,7 @@ import (
 )
 
 // Error codes. The first five are the specification's (and jsonrpc2's); the
-// rest are the bridge's own, in the server range (DESIGN §3.5).
+// rest are the bridge's own, in the server range (docs/protocol.md, Errors).
 const (
 	CodeParseError     int64 = jsonrpc2.CodeParseError     // -32700
 	CodeInvalidRequest int64 = jsonrpc2.CodeInvalidRequest // -32600

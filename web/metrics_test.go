@@ -376,11 +376,11 @@ func TestMetricsSlowReader(t *testing.T) {
 	}
 }
 
-// TestMetricsToken: /metrics follows DESIGN §5 — with the token in force it
-// needs it (401 without, 200 with Bearer or ?token=); otherwise a local
-// client needs none; Host and Origin checks always apply. A routed call
-// refused for want of a token is counted as unauthorized; a built-in is not
-// a routed call and is not counted.
+// TestMetricsToken: /metrics follows docs/protocol.md (Security) — with the
+// token in force it needs it (401 without, 200 with Bearer or ?token=);
+// otherwise a local client needs none; Host and Origin checks always apply.
+// A routed call refused for want of a token is counted as unauthorized; a
+// built-in is not a routed call and is not counted.
 func TestMetricsToken(t *testing.T) {
 	t.Run("in force", func(t *testing.T) {
 		opts := web.Options{Token: testToken, TokenInForce: true}

@@ -379,7 +379,7 @@ func TestRPCRoutedCall(t *testing.T) {
 		raw := host.ReadRaw(5 * time.Second)
 		mm := forwardedIDPattern.FindSubmatch(raw)
 		if mm == nil {
-			t.Fatalf("host received %s, not the frame DESIGN §3.3 shows", raw)
+			t.Fatalf("host received %s, not the frame docs/protocol.md (Routing) shows", raw)
 		}
 		host.Send(`{"jsonrpc":"2.0","id":` + string(mm[1]) + `,"result":{"items":[1,2]}}`)
 		r := waitResult(t, ch)

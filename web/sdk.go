@@ -13,9 +13,9 @@ import (
 )
 
 // handleSDK serves the panel SDK (clients/js) under /sdk/: bridge.js,
-// bridge.classic.js and bridge.d.ts. It needs no token (DESIGN §5) and lets
-// any origin read the files, so a file:// page (origin null) can load the
-// module, which browsers fetch in CORS mode.
+// bridge.classic.js and bridge.d.ts. It needs no token (docs/protocol.md,
+// Security) and lets any origin read the files, so a file:// page (origin
+// null) can load the module, which browsers fetch in CORS mode.
 func (s *Server) handleSDK(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

@@ -18,9 +18,10 @@ type access struct {
 	tokenNeeded bool
 }
 
-// check applies DESIGN §5 to r: the Host header, the Origin, the token. It
-// writes the refusal and returns ok false when the request must stop here.
-// open endpoints (/healthz, /readyz, /sdk/) never need a token.
+// check applies the security rules (docs/protocol.md, Security) to r: the
+// Host header, the Origin, the token. It writes the refusal and returns ok
+// false when the request must stop here. open endpoints (/healthz, /readyz,
+// /sdk/) never need a token.
 func (s *Server) check(w http.ResponseWriter, r *http.Request, open bool) (a access, ok bool) {
 	fileLike, ok := s.checkHostOrigin(w, r)
 	if !ok {
@@ -37,9 +38,9 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, open bool) (a acc
 	return a, true
 }
 
-// checkHostOrigin applies the Host and Origin rules of DESIGN §5 to r,
-// writing the refusal when it fails; fileLike reports a null or file://
-// origin.
+// checkHostOrigin applies the Host and Origin rules (docs/protocol.md,
+// Security) to r, writing the refusal when it fails; fileLike reports a null
+// or file:// origin.
 func (s *Server) checkHostOrigin(w http.ResponseWriter, r *http.Request) (fileLike, ok bool) {
 	if !s.hostAllowed(r.Host) {
 		s.refuse(w, r, http.StatusForbidden, "host not allowed: the bridge answers only to loopback names (127.0.0.1, localhost) or its configured address")
@@ -58,8 +59,8 @@ func (s *Server) checkHostOrigin(w http.ResponseWriter, r *http.Request) (fileLi
 	return fileLike, true
 }
 
-// tokenAccess applies the token rules of DESIGN §5 to r; wrong reports a
-// token given that is not the bridge's.
+// tokenAccess applies the token rules (docs/protocol.md, Security) to r;
+// wrong reports a token given that is not the bridge's.
 func (s *Server) tokenAccess(r *http.Request, fileLike bool) (a access, wrong bool) {
 	token, given := requestToken(r)
 	if given && !s.tokenValid(token) {

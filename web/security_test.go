@@ -87,7 +87,7 @@ func errCode(t *testing.T, reply map[string]any) int64 {
 	return int64(code)
 }
 
-// outcome is what DESIGN §5 says a request gets.
+// outcome is what docs/protocol.md (Security) says a request gets.
 type outcome int
 
 const (
@@ -114,8 +114,9 @@ const (
 // selfOrigin stands for the bridge's own origin in a case table.
 const selfOrigin = "<self>"
 
-// TestSecurityTable runs DESIGN §5 case by case over every endpoint: each
-// case is a bridge configuration, an Origin and a way of giving the token.
+// TestSecurityTable runs the rules of docs/protocol.md (Security) case by
+// case over every endpoint: each case is a bridge configuration, an Origin
+// and a way of giving the token.
 func TestSecurityTable(t *testing.T) {
 	patterns := []string{"*.example.com", "https://tools.example.org"}
 	cases := []struct {

@@ -1,7 +1,7 @@
 // Package web is the bridge's HTTP face: the websocket endpoint (/ws), POST
 // /rpc, the status page (/) and its data (/api/sessions, /api/calls,
 // /api/status, /api/events), /healthz and /readyz, each behind the Host,
-// Origin and token checks of DESIGN §5.
+// Origin and token checks described in docs/protocol.md (Security).
 package web
 
 import (
@@ -31,8 +31,8 @@ type Options struct {
 	Addr string
 	// Token is the bridge's token; empty means none is configured.
 	Token string
-	// TokenInForce requires the token of every client (DESIGN §5). When
-	// false, the token only admits null and file:// origins.
+	// TokenInForce requires the token of every client (docs/protocol.md,
+	// Security). When false, the token only admits null and file:// origins.
 	TokenInForce bool
 	// AllowOrigins are origin patterns admitted besides the bridge's own;
 	// "null" admits null and file:// origins without a token.
@@ -118,7 +118,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: true, // the Origin was checked above, by DESIGN §5's rules
+		InsecureSkipVerify: true, // the Origin was checked above (docs/protocol.md, Security)
 	})
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "error", err)

@@ -1,6 +1,6 @@
 // dccbridge panel SDK: connects a CEP/UXP panel, a browser page or any
 // JavaScript host to the bridge over a websocket that speaks JSON-RPC 2.0
-// both ways (DESIGN.md §3), and takes care of reconnecting, re-registering,
+// both ways (docs/protocol.md), and takes care of reconnecting, re-registering,
 // run-once replay by forwarded id, boot ids and queued calls.
 //
 // ES2017, no dependencies; it runs in Chromium 61 (CEP 9). The classic-script
@@ -66,7 +66,8 @@ function rpcError(code, message, data) {
 }
 
 // topicMatches reports whether an event topic matches a subscription: the
-// same topic, or a prefix ending in ".*" (DESIGN §3.4).
+// same topic, or a prefix ending in ".*" (docs/protocol.md, Cancel, progress
+// and events).
 function topicMatches(pattern, topic) {
   if (pattern === topic) return true;
   if (pattern.length > 1 && pattern.slice(-2) === '.*') {
