@@ -1,6 +1,5 @@
 // Command bridgebench measures the bridge against the floor it is compared
-// with, a raw two-hop websocket relay, in one run and side by side
-// (DESIGN §6).
+// with, a raw two-hop websocket relay, in one run and side by side.
 //
 // Both targets serve the same peers: a host peer that echoes every
 // request's params as its result, and tool peers that call it
@@ -166,7 +165,7 @@ func scenarios(cfg benchConfig) []scenario {
 			calls:   calls(defaultCallsConcurrent),
 		})
 	}
-	// Resume latency (DESIGN §6), measured at the panel: from sending
+	// Resume latency, measured at the panel: from sending
 	// bridge.hello after a drop to receiving the re-sent call. The bridge
 	// only; it has its own block in the report.
 	if cfg.ResumeCycles > 0 && cfg.Only != "relay" {

@@ -50,7 +50,7 @@ type hostConfig struct {
 	ReadLimit int64
 }
 
-// helloRequest is the host's registration with the bridge (DESIGN §3.2).
+// helloRequest is the host's registration with the bridge (bridge.hello).
 const helloRequest = `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"benchhost","kind":"host","instance":"h1","methods":["echo"]}}`
 
 // runHost connects the host peer, calls ready once it can be routed to, and

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Targets the design sets for the bridge against the relay (DESIGN §6).
+// Targets the design sets for the bridge against the relay.
 const (
 	throughputTarget = 0.5 // concurrent callers: bridge calls/s ÷ relay calls/s, at least
 	p50Target        = 2.5 // 1 caller: bridge p50 ÷ relay p50, at most

@@ -11,10 +11,10 @@ import (
 	"github.com/coder/websocket"
 )
 
-// The resume scenario measures what DESIGN §6 calls resume latency, at the
+// The resume scenario measures resume latency, at the
 // panel: a host whose connection dropped while a call was written to it
 // comes back, says bridge.hello again with the same instance and boot, and
-// the bridge re-sends the parked call (DESIGN §4). The latency is from
+// the bridge re-sends the parked call (docs/protocol.md, "Resume"). The latency is from
 // writing that hello to reading the re-sent call. It runs against the
 // bridge only: the relay keeps no sessions.
 //
@@ -30,7 +30,7 @@ import (
 //     its session reconnecting. A real panel comes back after a backoff,
 //     long after the bridge saw the drop; without this wait the hello
 //     could reach the bridge before the drop does and replace a connection
-//     the bridge still thinks live, which is another path (DESIGN §3.2);
+//     the bridge still thinks live, which is another path (replacement);
 //  4. the host writes bridge.hello (the clock starts), reads the hello
 //     result, which must say resumed with the call pending, then reads the
 //     re-sent call (the clock stops), which must carry the same forwarded

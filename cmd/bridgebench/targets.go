@@ -53,7 +53,7 @@ func startRelayTarget(ctx context.Context, procs *procSet, env *benchEnv) (*targ
 // startBridgeTarget starts the bridge binary and a host peer registered with
 // it by bridge.hello, and waits until both are ready.
 //
-// Assumed of the bridge (DESIGN §3, §3.6): `serve --addr 127.0.0.1:<port>
+// Assumed of the bridge (docs/protocol.md): `serve --addr 127.0.0.1:<port>
 // --log-level warn`; GET /healthz answers 200 once it serves; websocket
 // endpoint /ws; no token in force for a local client without an Origin
 // when none is configured.
