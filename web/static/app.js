@@ -415,7 +415,7 @@
         return {tag: 'joined', text: who(d.app, d.instance) + ' joined · ' + [d.kind, d.label, d.version].filter(Boolean).join(' ') +
           ' · ' + ((d.methods || []).length) + ' methods'};
       case 'session.left':
-        return {tag: 'left', text: who(d.app, d.instance) + ' left'};
+        return {tag: 'left', text: who(d.app, d.instance) + ' left' + (d.reason ? ' · ' + d.reason : '')};
       case 'session.state':
         return {tag: 'state', text: who(d.app, d.instance) + ' is ' + d.state +
           (d.parked ? ' · ' + d.parked + ' parked' : '') + (d.in_flight ? ' · ' + d.in_flight + ' in flight' : '')};
