@@ -341,3 +341,9 @@ func TestUnauthorizedPeer(t *testing.T) {
 		t.Fatalf("tool ping: %v", r)
 	}
 }
+
+// The exact frames of calls in every direction, over real sockets.
+func TestRoutingAllDirectionsExactFrames(t *testing.T) {
+	b := rtStart(t, nil)
+	checkAllDirections(t, func(hello map[string]any) (wirePeer, string) { return rtJoin(t, b, hello) })
+}

@@ -16,6 +16,14 @@ import (
 
 // Helpers that read and compare exact frames, the bytes a peer receives.
 
+// wirePeer is a peer the frame helpers read and write: a real websocket
+// peer (bridgetest.Peer) or an in-memory one (memPeer).
+type wirePeer interface {
+	Send(v any)
+	ReadRaw(timeout time.Duration) []byte
+	Call(id any, method string, params any) map[string]any
+}
+
 // rtWait bounds every wait for a message that must come.
 const rtWait = 5 * time.Second
 
@@ -32,7 +40,7 @@ func rtStart(t *testing.T, so *session.Options) *bridgetest.Bridge {
 }
 
 // rtJoin dials b and says hello; it returns the peer and its session id.
-func rtJoin(t *testing.T, b *bridgetest.Bridge, hello map[string]any) (*bridgetest.Peer, string) {
+func rtJoin(t *testing.T, b *bridgetest.Bridge, hello map[string]any) (wirePeer, string) {
 	t.Helper()
 	p := bridgetest.Dial(t, b.WSURL, nil)
 	res := p.Hello(hello)
@@ -44,7 +52,7 @@ func rtJoin(t *testing.T, b *bridgetest.Bridge, hello map[string]any) (*bridgete
 }
 
 // rtNext returns the next message p receives, whatever it is.
-func rtNext(t *testing.T, p *bridgetest.Peer) string {
+func rtNext(t *testing.T, p wirePeer) string {
 	t.Helper()
 	return string(p.ReadRaw(rtWait))
 }
@@ -54,7 +62,7 @@ var rtSeq atomic.Int64
 // rtQuiet proves nothing is on its way to p: it pings the bridge and
 // requires the very next message to be the pong. Everything the bridge
 // queued for p before it read the ping would arrive first.
-func rtQuiet(t *testing.T, p *bridgetest.Peer) {
+func rtQuiet(t *testing.T, p wirePeer) {
 	t.Helper()
 	id := "quiet-" + strconv.FormatInt(rtSeq.Add(1), 10)
 	p.Send(`{"jsonrpc":"2.0","id":"` + id + `","method":"bridge.ping"}`)
@@ -95,7 +103,7 @@ func rtQ(s string) string {
 // frame DESIGN §3.3 shows: the method by the name p offered, params as the
 // caller's raw bytes ("" for none), meta naming the caller, timeout_ms in
 // [minMS, maxMS] and attempt 1. It returns the forwarded id.
-func rtForwarded(t *testing.T, p *bridgetest.Peer, method, params, callerApp, callerInstance string, minMS, maxMS int) string {
+func rtForwarded(t *testing.T, p wirePeer, method, params, callerApp, callerInstance string, minMS, maxMS int) string {
 	t.Helper()
 	want := `{"jsonrpc":"2.0","id":"<FID>","method":` + rtQ(method)
 	if params != "" {
@@ -126,7 +134,7 @@ type rtError struct {
 
 // rtExpectError reads the next message of p and requires it to be an error
 // reply with exactly id (raw bytes) and code; it returns error.data.
-func rtExpectError(t *testing.T, p *bridgetest.Peer, id string, code int64) map[string]any {
+func rtExpectError(t *testing.T, p wirePeer, id string, code int64) map[string]any {
 	t.Helper()
 	got := rtNext(t, p)
 	var e rtError
@@ -150,7 +158,7 @@ func rtWantData(t *testing.T, data map[string]any, want map[string]any) {
 }
 
 // rtAnswer reads a forwarded call on p and answers it with result.
-func rtAnswer(t *testing.T, p *bridgetest.Peer, result string) (fid string) {
+func rtAnswer(t *testing.T, p wirePeer, result string) (fid string) {
 	t.Helper()
 	var m struct {
 		ID     string `json:"id"`
@@ -166,7 +174,7 @@ func rtAnswer(t *testing.T, p *bridgetest.Peer, result string) (fid string) {
 
 // rtEvent reads the next message of p and requires it to be a bridge.event
 // on topic; it returns the event's data.
-func rtEvent(t *testing.T, p *bridgetest.Peer, topic string) any {
+func rtEvent(t *testing.T, p wirePeer, topic string) any {
 	t.Helper()
 	got := rtNext(t, p)
 	var m struct {
@@ -202,7 +210,7 @@ func rtCheckAt(t *testing.T, at string) {
 // rtResult sends a request (id and params raw, params "" for none) and
 // returns its result object, failing on an error reply or on any other
 // message coming first.
-func rtResult(t *testing.T, p *bridgetest.Peer, id, method, params string) map[string]any {
+func rtResult(t *testing.T, p wirePeer, id, method, params string) map[string]any {
 	t.Helper()
 	req := `{"jsonrpc":"2.0","id":` + id + `,"method":"` + method + `"`
 	if params != "" {
@@ -237,7 +245,7 @@ func rtJSON(v any) string {
 }
 
 // rtSessions calls bridge.sessions without params and returns the list.
-func rtSessions(t *testing.T, p *bridgetest.Peer) []map[string]any {
+func rtSessions(t *testing.T, p wirePeer) []map[string]any {
 	t.Helper()
 	p.Send(`{"jsonrpc":"2.0","id":"all","method":"bridge.sessions"}`)
 	var r struct {

@@ -225,50 +225,6 @@ func (p *rawPeer) hello(params map[string]any) map[string]any {
 	return res
 }
 
-// next reads p's next message, whatever it is, failing the test when none
-// comes.
-func (p *rawPeer) next() map[string]any {
-	p.t.Helper()
-	m, err := p.read(rsWait)
-	if err != nil {
-		p.t.Fatalf("waiting for a message: %v", err)
-	}
-	return m
-}
-
-// helloFirst says bridge.hello and requires the very next message to be
-// its result, which it returns.
-func (p *rawPeer) helloFirst(params map[string]any) map[string]any {
-	p.t.Helper()
-	p.send(map[string]any{"jsonrpc": "2.0", "id": "hello", "method": "bridge.hello", "params": params})
-	m := p.next()
-	res, ok := m["result"].(map[string]any)
-	if m["id"] != "hello" || !ok {
-		p.t.Fatalf("want the hello result first, got %v", m)
-	}
-	return res
-}
-
-// nextCall reads p's next message and requires it to be a forwarded call
-// of method with attempt; it returns the forwarded id and the params.
-func (p *rawPeer) nextCall(method string, attempt int) (fid string, params map[string]any) {
-	p.t.Helper()
-	m := p.next()
-	fid, _ = m["id"].(string)
-	meta, _ := m["meta"].(map[string]any)
-	if fid == "" || m["method"] != method || meta == nil || meta["attempt"] != float64(attempt) {
-		p.t.Fatalf("want call %s attempt %d, got %v", method, attempt, m)
-	}
-	params, _ = m["params"].(map[string]any)
-	return fid, params
-}
-
-// answer sends the result of the forwarded call fid.
-func (p *rawPeer) answer(fid string, result any) {
-	p.t.Helper()
-	p.send(map[string]any{"jsonrpc": "2.0", "id": fid, "result": result})
-}
-
 // echoHost is a host that answers every request it gets with its params
 // and its instance, except the method named "hang", which it never
 // answers. Its read loop ends when its connection does.

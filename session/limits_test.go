@@ -262,3 +262,88 @@ func TestMaxSessions(t *testing.T) {
 	sixth := bridgetest.Dial(t, b.WSURL, nil)
 	sixth.Hello(map[string]any{"app": "blender", "instance": "b-6"})
 }
+
+// A replaced connection that was stalled (its socket full, calls queued
+// behind) and then drains must not be written the calls that moved to the
+// new connection: each call is either written to the old connection (and
+// fails -32004) or delivered to the new one, never both, never neither.
+func TestHelloReplacesStalledInstance(t *testing.T) {
+	logs, logger := newLogWatch(t)
+	b := bridgetest.Start(t, &session.Options{Logger: logger, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute}, &web.Options{Logger: logger})
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+	old := dialRaw(t, b.WSURL, nil)
+	oldID := old.hello(map[string]any{"app": "photoshop", "instance": "ps-1", "methods": []string{"work"}})["session"].(string)
+
+	// Fill the old connection's socket and queue: it does not read now.
+	// Loopback buffers hold at most a few MiB (tcp_wmem's 4 MiB cap plus
+	// the receiver's window); 40 × 256 KiB is 10 MiB.
+	const calls, size = 40, 256 << 10
+	pad := strings.Repeat("x", size)
+	for i := range calls {
+		tool.Send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"photoshop.work","params":{"seq":%d,"pad":%q}}`, i, i, pad))
+	}
+	// The tool's frames are handled in order: once this reply is back,
+	// every call has been assigned to the old connection.
+	if got := tool.Call("s", "bridge.sessions", map[string]any{"app": "photoshop"})["result"].([]any); got[0].(map[string]any)["in_flight"] != float64(calls) {
+		t.Fatalf("in flight to the old connection: %v", got)
+	}
+
+	startEchoHost(t, b.WSURL, "photoshop", "ps-1", "work") // the new connection
+	logs.wait(t, 5*time.Second, "session replaced by a new connection of the same instance", "instance", "ps-1")
+
+	// The old connection, its writer blocked and its close frame not yet
+	// written, says hello again and calls. It has left the registry, so
+	// both are dropped: a stale hello must not replace the live connection.
+	old.send(`{"jsonrpc":"2.0","id":"again","method":"bridge.hello","params":{"app":"photoshop","instance":"ps-1","methods":["work"]}}`)
+	old.send(`{"jsonrpc":"2.0","id":"ping","method":"bridge.ping"}`)
+	logs.waitN(t, 5*time.Second, 2, "message dropped: the session has left the registry", "session", oldID)
+	if n := logs.count("session replaced by a new connection of the same instance"); n != 1 {
+		t.Fatalf("%d replacements, want 1", n)
+	}
+
+	// The old connection wakes up and drains its socket.
+	oldGot := map[int]bool{}
+	var end error
+	for range calls + 10 {
+		m, err := old.read(10 * time.Second)
+		if err != nil {
+			end = err
+			break
+		}
+		if m["method"] == "work" {
+			oldGot[int(m["params"].(map[string]any)["seq"].(float64))] = true
+		}
+	}
+	if ce := closeError(end); ce.Code != 4001 {
+		t.Fatalf("old connection ended with %v, want close 4001", end)
+	}
+
+	moved, failed := 0, 0
+	for range calls {
+		r := tool.Expect(10*time.Second, func(m map[string]any) bool { _, isNum := m["id"].(float64); return isNum })
+		seq := int(r["id"].(float64))
+		if res, ok := r["result"].(map[string]any); ok {
+			if oldGot[seq] {
+				t.Errorf("call %d ran on both connections", seq)
+			}
+			if res["instance"] != "ps-1" {
+				t.Errorf("call %d answered by %v", seq, res)
+			}
+			moved++
+			continue
+		}
+		code, data := rpcError(t, r)
+		if code != -32004 || data["may_have_run"] != true {
+			t.Errorf("call %d: %v, want a result or -32004 may_have_run", seq, r)
+		}
+		failed++
+	}
+	if failed < len(oldGot) {
+		t.Errorf("the old connection got %d calls but only %d failed -32004", len(oldGot), failed)
+	}
+	if moved == 0 {
+		t.Errorf("no call moved to the new connection (old got %d, failed %d)", len(oldGot), failed)
+	}
+	t.Logf("old connection got %d calls; %d failed -32004, %d moved to the new connection", len(oldGot), failed, moved)
+}

@@ -341,3 +341,29 @@ func (b *memBridge) memEchoHost(app, instance string, methods ...string) *memPee
 	}()
 	return p
 }
+
+// dial connects a peer that has not said hello.
+func (b *memBridge) dial() *memPeer { return b.connect(memconn.Options{}) }
+
+// step runs one named part of a test inside a synctest bubble, where t.Run
+// may not be called; a failure in it is followed by the step's name.
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	failed := t.Failed()
+	defer func() {
+		if t.Failed() && !failed {
+			t.Logf("in step %q", name)
+		}
+	}()
+	f(t)
+}
+
+// memCloseError returns the bridge's close that ended a memPeer's
+// connection, as read or recv report it.
+func memCloseError(err error) session.CloseError {
+	var ce *session.CloseError
+	if !errors.As(err, &ce) {
+		return session.CloseError{Code: -1, Reason: fmt.Sprint(err)}
+	}
+	return *ce
+}

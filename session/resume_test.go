@@ -4,38 +4,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/dccbridge/dccbridge/internal/bridgetest"
 	"github.com/dccbridge/dccbridge/session"
-	"github.com/dccbridge/dccbridge/web"
 )
 
 // A replay host that drops comes back: same-boot resume re-sends its calls
 // with the same forwarded id, a new boot or a non-replay host is told
 // -32004 may_have_run.
 
-// rsWait bounds every wait for a message that must come.
-const rsWait = 5 * time.Second
-
-// rsStart serves a bridge whose logs feed a logWatch.
-func rsStart(t *testing.T, so session.Options) (*bridgetest.Bridge, *logWatch) {
-	t.Helper()
-	logs, logger := newLogWatch(t)
-	so.Logger = logger
-	return bridgetest.Start(t, &so, &web.Options{Logger: logger}), logs
-}
-
 // replies reads p's messages until it has the replies to every id (in any
 // order; requests and events in between are skipped) and returns them by id.
-func replies(t *testing.T, p *bridgetest.Peer, ids ...string) map[string]map[string]any {
+func replies(t *testing.T, p *memPeer, ids ...string) map[string]map[string]any {
 	t.Helper()
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
 	got := map[string]map[string]any{}
-	deadline := time.Now().Add(rsWait)
+	deadline := time.Now().Add(memWait)
 	for len(got) < len(want) {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -56,7 +44,7 @@ func replies(t *testing.T, p *bridgetest.Peer, ids ...string) map[string]map[str
 }
 
 // reply returns the reply to id, skipping other messages.
-func reply(t *testing.T, p *bridgetest.Peer, id string) map[string]any {
+func reply(t *testing.T, p *memPeer, id string) map[string]any {
 	t.Helper()
 	return replies(t, p, id)[id]
 }
@@ -73,7 +61,7 @@ func wantMayHaveRun(t *testing.T, reply map[string]any, instance, method string)
 
 // sessionOf returns what bridge.sessions says of app's instance (nil when
 // it is not listed).
-func sessionOf(t *testing.T, p *bridgetest.Peer, app, instance string) map[string]any {
+func sessionOf(t *testing.T, p *memPeer, app, instance string) map[string]any {
 	t.Helper()
 	r := p.Call("sessions-"+instance, "bridge.sessions", map[string]any{"app": app})
 	list, ok := r["result"].([]any)
@@ -90,7 +78,7 @@ func sessionOf(t *testing.T, p *bridgetest.Peer, app, instance string) map[strin
 
 // wantState requires app's instance to be listed by bridge.sessions with
 // state, in_flight and parked.
-func wantState(t *testing.T, p *bridgetest.Peer, app, instance, state string, inFlight, parked int) {
+func wantState(t *testing.T, p *memPeer, app, instance, state string, inFlight, parked int) {
 	t.Helper()
 	s := sessionOf(t, p, app, instance)
 	if s == nil || s["state"] != state || s["in_flight"] != float64(inFlight) || s["parked"] != float64(parked) {
@@ -100,9 +88,9 @@ func wantState(t *testing.T, p *bridgetest.Peer, app, instance, state string, in
 
 // stateEvent waits for the session.state event of instance with state and
 // returns its data.
-func stateEvent(t *testing.T, watch *bridgetest.Peer, instance, state string) map[string]any {
+func stateEvent(t *testing.T, watch *memPeer, instance, state string) map[string]any {
 	t.Helper()
-	m := watch.Expect(rsWait, func(m map[string]any) bool {
+	m := watch.Expect(memWait, func(m map[string]any) bool {
 		p, _ := m["params"].(map[string]any)
 		d, _ := p["data"].(map[string]any)
 		return m["method"] == "bridge.event" && p["topic"] == "session.state" && d["instance"] == instance && d["state"] == state
@@ -138,54 +126,56 @@ func (h *dedupeHost) run(fid string, params map[string]any) map[string]any {
 // drop, so the new hello replaces a connection the bridge still thinks
 // live; the others wait until it is reconnecting.
 func TestResumeDropCyclesRunOnce(t *testing.T) {
-	b, logs := rsStart(t, session.Options{ResumeWait: 5 * time.Second})
-	tool := bridgetest.Dial(t, b.WSURL, nil)
-	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
-	hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "replay": true, "methods": []string{"save"}}
-	host := dialRaw(t, b.WSURL, nil)
-	if res := host.helloFirst(hello); res["resumed"] != false || res["pending"] != float64(0) {
-		t.Fatalf("first hello: %v", res)
-	}
-	sid := sessionOf(t, tool, "aftereffects", "ae-1")["session"].(string)
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{ResumeWait: 5 * time.Second})
+		tool := b.dial()
+		tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+		hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "replay": true, "methods": []string{"save"}}
+		host := b.dial()
+		if res := host.helloFirst(hello); res["resumed"] != false || res["pending"] != float64(0) {
+			t.Fatalf("first hello: %v", res)
+		}
+		sid := sessionOf(t, tool, "aftereffects", "ae-1")["session"].(string)
 
-	h := &dedupeHost{runs: map[int]int{}, cache: map[string]map[string]any{}}
-	const cycles = 100
-	for i := range cycles {
-		id := fmt.Sprintf("save-%d", i)
-		tool.Send(map[string]any{"jsonrpc": "2.0", "id": id, "method": "aftereffects.save", "params": map[string]any{"n": i}})
-		fid, params := host.nextCall("save", 1)
-		h.run(fid, params) // it runs; the reply never leaves
-		_ = host.conn.CloseNow()
-		if i%2 == 0 {
-			logs.wait(t, rsWait, "session state", "session", sid, "state", "reconnecting")
-		}
+		h := &dedupeHost{runs: map[int]int{}, cache: map[string]map[string]any{}}
+		const cycles = 100
+		for i := range cycles {
+			id := fmt.Sprintf("save-%d", i)
+			tool.Send(map[string]any{"jsonrpc": "2.0", "id": id, "method": "aftereffects.save", "params": map[string]any{"n": i}})
+			fid, params := host.nextCall("save", 1)
+			h.run(fid, params) // it runs; the reply never leaves
+			host.drop()
+			if i%2 == 0 {
+				b.logs.wait(t, memWait, "session state", "session", sid, "state", "reconnecting")
+			}
 
-		host = dialRaw(t, b.WSURL, nil)
-		res := host.helloFirst(hello)
-		if res["resumed"] != true || res["pending"] != float64(1) {
-			t.Fatalf("cycle %d: hello result %v, want resumed with 1 pending", i, res)
+			host = b.dial()
+			res := host.helloFirst(hello)
+			if res["resumed"] != true || res["pending"] != float64(1) {
+				t.Fatalf("cycle %d: hello result %v, want resumed with 1 pending", i, res)
+			}
+			sid = res["session"].(string)
+			again, params := host.nextCall("save", 2)
+			if again != fid {
+				t.Fatalf("cycle %d: re-sent with forwarded id %q, first sent as %q", i, again, fid)
+			}
+			host.answer(again, h.run(again, params))
+			r := reply(t, tool, id)
+			if res, _ := r["result"].(map[string]any); res["n"] != float64(i) || res["saved"] != true {
+				t.Fatalf("cycle %d: tool got %v", i, r)
+			}
 		}
-		sid = res["session"].(string)
-		again, params := host.nextCall("save", 2)
-		if again != fid {
-			t.Fatalf("cycle %d: re-sent with forwarded id %q, first sent as %q", i, again, fid)
+		for i := range cycles {
+			if h.runs[i] != 1 {
+				t.Fatalf("call %d ran %d times", i, h.runs[i])
+			}
 		}
-		host.answer(again, h.run(again, params))
-		r := reply(t, tool, id)
-		if res, _ := r["result"].(map[string]any); res["n"] != float64(i) || res["saved"] != true {
-			t.Fatalf("cycle %d: tool got %v", i, r)
+		if len(h.runs) != cycles {
+			t.Fatalf("%d calls ran, want %d", len(h.runs), cycles)
 		}
-	}
-	for i := range cycles {
-		if h.runs[i] != 1 {
-			t.Fatalf("call %d ran %d times", i, h.runs[i])
-		}
-	}
-	if len(h.runs) != cycles {
-		t.Fatalf("%d calls ran, want %d", len(h.runs), cycles)
-	}
-	wantState(t, tool, "aftereffects", "ae-1", "connected", 0, 0)
-	rtQuiet(t, tool)
+		wantState(t, tool, "aftereffects", "ae-1", "connected", 0, 0)
+		rtQuiet(t, tool)
+	})
 }
 
 // The host comes back as a new boot (reloaded: its cache is gone): the call
@@ -193,81 +183,85 @@ func TestResumeDropCyclesRunOnce(t *testing.T) {
 // before the resume wait would end; an idempotent call is re-sent to the new
 // boot instead.
 func TestResumeNewBootMayHaveRun(t *testing.T) {
-	b, logs := rsStart(t, session.Options{ResumeWait: time.Minute})
-	tool := bridgetest.Dial(t, b.WSURL, nil)
-	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
-	hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "replay": true, "methods": []string{"save", "get_items"}}
-	host := dialRaw(t, b.WSURL, nil)
-	sid := host.helloFirst(hello)["session"].(string)
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{ResumeWait: time.Minute})
+		tool := b.dial()
+		tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+		hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "replay": true, "methods": []string{"save", "get_items"}}
+		host := b.dial()
+		sid := host.helloFirst(hello)["session"].(string)
 
-	tool.Send(`{"jsonrpc":"2.0","id":"save","method":"aftereffects.save"}`)
-	saveFID, _ := host.nextCall("save", 1)
-	tool.Send(`{"jsonrpc":"2.0","id":"items","method":"aftereffects.get_items","meta":{"idempotent":true}}`)
-	itemsFID, _ := host.nextCall("get_items", 1)
-	_ = host.conn.CloseNow()
-	logs.wait(t, rsWait, "session state", "session", sid, "state", "reconnecting")
-	wantState(t, tool, "aftereffects", "ae-1", "reconnecting", 0, 2) // both parked, neither failed yet
+		tool.Send(`{"jsonrpc":"2.0","id":"save","method":"aftereffects.save"}`)
+		saveFID, _ := host.nextCall("save", 1)
+		tool.Send(`{"jsonrpc":"2.0","id":"items","method":"aftereffects.get_items","meta":{"idempotent":true}}`)
+		itemsFID, _ := host.nextCall("get_items", 1)
+		host.drop()
+		b.logs.wait(t, memWait, "session state", "session", sid, "state", "reconnecting")
+		wantState(t, tool, "aftereffects", "ae-1", "reconnecting", 0, 2) // both parked, neither failed yet
 
-	hello["boot"] = "b-2"
-	host = dialRaw(t, b.WSURL, nil)
-	if res := host.helloFirst(hello); res["resumed"] != false || res["pending"] != float64(1) {
-		t.Fatalf("hello of the new boot: %v, want not resumed, 1 pending", res)
-	}
-	again, _ := host.nextCall("get_items", 2)
-	if again != itemsFID {
-		t.Fatalf("idempotent call re-sent as %q, first sent as %q", again, itemsFID)
-	}
-	wantMayHaveRun(t, reply(t, tool, "save"), "ae-1", "aftereffects.save")
-	host.answer(again, []string{"comp 1"})
-	if r := reply(t, tool, "items"); r["result"] == nil {
-		t.Fatalf("idempotent call after the new boot: %v", r)
-	}
-	// The new boot never gets save.
-	tool.Send(`{"jsonrpc":"2.0","id":"save2","method":"aftereffects.save"}`)
-	if fid, _ := host.nextCall("save", 1); fid == saveFID {
-		t.Fatalf("the failed save was re-sent to the new boot")
-	}
-	rtQuiet(t, tool)
+		hello["boot"] = "b-2"
+		host = b.dial()
+		if res := host.helloFirst(hello); res["resumed"] != false || res["pending"] != float64(1) {
+			t.Fatalf("hello of the new boot: %v, want not resumed, 1 pending", res)
+		}
+		again, _ := host.nextCall("get_items", 2)
+		if again != itemsFID {
+			t.Fatalf("idempotent call re-sent as %q, first sent as %q", again, itemsFID)
+		}
+		wantMayHaveRun(t, reply(t, tool, "save"), "ae-1", "aftereffects.save")
+		host.answer(again, []string{"comp 1"})
+		if r := reply(t, tool, "items"); r["result"] == nil {
+			t.Fatalf("idempotent call after the new boot: %v", r)
+		}
+		// The new boot never gets save.
+		tool.Send(`{"jsonrpc":"2.0","id":"save2","method":"aftereffects.save"}`)
+		if fid, _ := host.nextCall("save", 1); fid == saveFID {
+			t.Fatalf("the failed save was re-sent to the new boot")
+		}
+		rtQuiet(t, tool)
+	})
 }
 
 // A host that does not replay: a written non-idempotent call fails -32004
 // may_have_run as soon as it drops, and is never sent to it again when it
 // comes back (same boot); an idempotent call waits and is re-sent.
 func TestResumeNonReplayHostFailsAtOnce(t *testing.T) {
-	b, _ := rsStart(t, session.Options{ResumeWait: time.Minute})
-	tool := bridgetest.Dial(t, b.WSURL, nil)
-	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
-	hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "methods": []string{"save", "get_items"}}
-	host := dialRaw(t, b.WSURL, nil)
-	host.helloFirst(hello)
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{ResumeWait: time.Minute})
+		tool := b.dial()
+		tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+		hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "methods": []string{"save", "get_items"}}
+		host := b.dial()
+		host.helloFirst(hello)
 
-	tool.Send(`{"jsonrpc":"2.0","id":"save","method":"aftereffects.save"}`)
-	saveFID, _ := host.nextCall("save", 1)
-	tool.Send(`{"jsonrpc":"2.0","id":"items","method":"aftereffects.get_items","meta":{"idempotent":true}}`)
-	itemsFID, _ := host.nextCall("get_items", 1)
-	_ = host.conn.CloseNow()
-	wantMayHaveRun(t, reply(t, tool, "save"), "ae-1", "aftereffects.save")
-	wantState(t, tool, "aftereffects", "ae-1", "reconnecting", 0, 1)
+		tool.Send(`{"jsonrpc":"2.0","id":"save","method":"aftereffects.save"}`)
+		saveFID, _ := host.nextCall("save", 1)
+		tool.Send(`{"jsonrpc":"2.0","id":"items","method":"aftereffects.get_items","meta":{"idempotent":true}}`)
+		itemsFID, _ := host.nextCall("get_items", 1)
+		host.drop()
+		wantMayHaveRun(t, reply(t, tool, "save"), "ae-1", "aftereffects.save")
+		wantState(t, tool, "aftereffects", "ae-1", "reconnecting", 0, 1)
 
-	host = dialRaw(t, b.WSURL, nil)
-	if res := host.helloFirst(hello); res["resumed"] != true || res["pending"] != float64(1) {
-		t.Fatalf("hello after the drop: %v, want resumed, 1 pending (the idempotent call)", res)
-	}
-	again, _ := host.nextCall("get_items", 2)
-	if again != itemsFID {
-		t.Fatalf("idempotent call re-sent as %q, first sent as %q", again, itemsFID)
-	}
-	// The next thing the host gets is a new call, not the failed save.
-	tool.Send(`{"jsonrpc":"2.0","id":"save2","method":"aftereffects.save"}`)
-	save2FID, _ := host.nextCall("save", 1)
-	if save2FID == saveFID {
-		t.Fatalf("the failed save was re-sent")
-	}
-	host.answer(again, []string{"comp 1"})
-	host.answer(save2FID, "saved")
-	got := replies(t, tool, "items", "save2")
-	if got["items"]["result"] == nil || got["save2"]["result"] != "saved" {
-		t.Fatalf("after the reconnect: %v", got)
-	}
-	rtQuiet(t, tool)
+		host = b.dial()
+		if res := host.helloFirst(hello); res["resumed"] != true || res["pending"] != float64(1) {
+			t.Fatalf("hello after the drop: %v, want resumed, 1 pending (the idempotent call)", res)
+		}
+		again, _ := host.nextCall("get_items", 2)
+		if again != itemsFID {
+			t.Fatalf("idempotent call re-sent as %q, first sent as %q", again, itemsFID)
+		}
+		// The next thing the host gets is a new call, not the failed save.
+		tool.Send(`{"jsonrpc":"2.0","id":"save2","method":"aftereffects.save"}`)
+		save2FID, _ := host.nextCall("save", 1)
+		if save2FID == saveFID {
+			t.Fatalf("the failed save was re-sent")
+		}
+		host.answer(again, []string{"comp 1"})
+		host.answer(save2FID, "saved")
+		got := replies(t, tool, "items", "save2")
+		if got["items"]["result"] == nil || got["save2"]["result"] != "saved" {
+			t.Fatalf("after the reconnect: %v", got)
+		}
+		rtQuiet(t, tool)
+	})
 }

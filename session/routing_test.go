@@ -1,28 +1,39 @@
 package session_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"github.com/dccbridge/dccbridge/internal/bridgetest"
+	"github.com/dccbridge/dccbridge/session"
 )
 
 // Routing between peers: who gets a call, and the exact frames the callee
 // and the caller see.
 
-func TestRoutingAllDirectionsExactFrames(t *testing.T) {
-	b := rtStart(t, nil)
-	ae, aeSID := rtJoin(t, b, map[string]any{"app": "AfterEffects", "kind": "host", "instance": "ae-1", "methods": []string{"get_items", "log"}})
-	tool, toolSID := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "methods": []string{"AfterEffects.publish_route"}})
-	tracker, trackerSID := rtJoin(t, b, map[string]any{"app": "tracker", "kind": "tool", "instance": "trk-1", "methods": []string{"get_task"}})
+// Calls in every direction (tool to host, panel to tool, tool to tool) and
+// a notification: the callee gets exactly the frame with the method by the
+// name it offered, the caller's params as raw bytes, and meta naming the
+// caller; the caller gets exactly the callee's reply with its own id and
+// meta naming the callee. Over memconn here; over real sockets in e2e_test.go.
+func TestRoutingAllDirectionsExactFramesInMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		checkAllDirections(t, func(hello map[string]any) (wirePeer, string) { return b.joinSID(hello) })
+	})
+}
+
+// checkAllDirections is the body of the exact-frames tests; join connects
+// a peer and says hello.
+func checkAllDirections(t *testing.T, join func(hello map[string]any) (wirePeer, string)) {
+	ae, aeSID := join(map[string]any{"app": "AfterEffects", "kind": "host", "instance": "ae-1", "methods": []string{"get_items", "log"}})
+	tool, toolSID := join(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "methods": []string{"AfterEffects.publish_route"}})
+	tracker, trackerSID := join(map[string]any{"app": "tracker", "kind": "tool", "instance": "trk-1", "methods": []string{"get_task"}})
 
 	// The panel → tool method is registered after hello, as the SDK does.
 	reg := tool.Call("reg", "bridge.register", map[string]any{"methods": []string{"publish"}})
@@ -34,10 +45,10 @@ func TestRoutingAllDirectionsExactFrames(t *testing.T) {
 	fids := map[string]bool{}
 	cases := []struct {
 		name         string
-		caller       *bridgetest.Peer
+		caller       wirePeer
 		callerApp    string
 		callerInst   string
-		callee       *bridgetest.Peer
+		callee       wirePeer
 		calleeApp    string
 		calleeInst   string
 		calleeSID    string
@@ -96,7 +107,7 @@ func TestRoutingAllDirectionsExactFrames(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
+		step(t, tc.name, func(t *testing.T) {
 			req := `{"jsonrpc":"2.0","id":` + tc.id + `,"method":"` + tc.method + `"`
 			if tc.params != "" {
 				req += `,"params":` + tc.params
@@ -118,7 +129,7 @@ func TestRoutingAllDirectionsExactFrames(t *testing.T) {
 		})
 	}
 
-	t.Run("notification forwarded as a notification", func(t *testing.T) {
+	step(t, "notification forwarded as a notification", func(t *testing.T) {
 		tool.Send(`{"jsonrpc":"2.0","method":"aftereffects.log","params":{"msg" : "hi"}}`)
 		want := `{"jsonrpc":"2.0","method":"log","params":{"msg" : "hi"},"meta":{"caller":{"app":"pipeline","instance":"pub-1"}}}`
 		if got := rtNext(t, ae); got != want {
@@ -127,292 +138,308 @@ func TestRoutingAllDirectionsExactFrames(t *testing.T) {
 		rtQuiet(t, tool) // no reply to a notification
 	})
 
-	for _, p := range []*bridgetest.Peer{ae, tool, tracker} {
+	for _, p := range []wirePeer{ae, tool, tracker} {
 		rtQuiet(t, p)
 	}
 }
 
 func TestRoutingTwoInstances(t *testing.T) {
-	b := rtStart(t, nil)
-	ae1, sid1 := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"get_items"}})
-	ae2, sid2 := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-2", "methods": []string{"get_items"}})
-	tool, _ := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
-	hosts := map[string]*bridgetest.Peer{"ae-1": ae1, "ae-2": ae2}
-	sids := map[string]string{"ae-1": sid1, "ae-2": sid2}
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		ae1, sid1 := b.joinSID(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"get_items"}})
+		ae2, sid2 := b.joinSID(map[string]any{"app": "aftereffects", "instance": "ae-2", "methods": []string{"get_items"}})
+		tool, _ := b.joinSID(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+		hosts := map[string]*memPeer{"ae-1": ae1, "ae-2": ae2}
+		sids := map[string]string{"ae-1": sid1, "ae-2": sid2}
 
-	// With meta.target each call reaches the named instance, though the
-	// other one spoke last.
-	other := map[string]string{"ae-1": "ae-2", "ae-2": "ae-1"}
-	n := 0
-	for _, target := range []string{"ae-2", "ae-1", "ae-2", "ae-2", "ae-1"} {
-		n++
-		rtQuiet(t, hosts[other[target]])
-		tool.Send(`{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"method":"aftereffects.get_items","meta":{"target":"` + target + `"}}`)
-		rtAnswer(t, hosts[target], `"`+target+`"`)
-		want := `{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"result":"` + target + `","meta":` + rtAnswerMeta("aftereffects", target, sids[target]) + `}`
-		if got := rtNext(t, tool); got != want {
-			t.Fatalf("target %s: caller got %s, want %s", target, got, want)
+		// With meta.target each call reaches the named instance, though the
+		// other one spoke last.
+		other := map[string]string{"ae-1": "ae-2", "ae-2": "ae-1"}
+		n := 0
+		for _, target := range []string{"ae-2", "ae-1", "ae-2", "ae-2", "ae-1"} {
+			n++
+			rtQuiet(t, hosts[other[target]])
+			tool.Send(`{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"method":"aftereffects.get_items","meta":{"target":"` + target + `"}}`)
+			rtAnswer(t, hosts[target], `"`+target+`"`)
+			want := `{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"result":"` + target + `","meta":` + rtAnswerMeta("aftereffects", target, sids[target]) + `}`
+			if got := rtNext(t, tool); got != want {
+				t.Fatalf("target %s: caller got %s, want %s", target, got, want)
+			}
 		}
-	}
-	// Without it, the instance with the most recent inbound message answers.
-	for _, last := range []string{"ae-1", "ae-2", "ae-1", "ae-1", "ae-2"} {
-		n++
-		rtQuiet(t, hosts[last]) // an inbound message from last
-		tool.Send(`{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"method":"aftereffects.get_items"}`)
-		rtAnswer(t, hosts[last], `"`+last+`"`)
-		want := `{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"result":"` + last + `","meta":` + rtAnswerMeta("aftereffects", last, sids[last]) + `}`
-		if got := rtNext(t, tool); got != want {
-			t.Fatalf("most recent %s: caller got %s, want %s", last, got, want)
+		// Without it, the instance with the most recent inbound message answers.
+		for _, last := range []string{"ae-1", "ae-2", "ae-1", "ae-1", "ae-2"} {
+			n++
+			time.Sleep(time.Millisecond) // time is fake: make the next inbound message the most recent
+			rtQuiet(t, hosts[last])      // an inbound message from last
+			tool.Send(`{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"method":"aftereffects.get_items"}`)
+			rtAnswer(t, hosts[last], `"`+last+`"`)
+			want := `{"jsonrpc":"2.0","id":` + strconv.Itoa(n) + `,"result":"` + last + `","meta":` + rtAnswerMeta("aftereffects", last, sids[last]) + `}`
+			if got := rtNext(t, tool); got != want {
+				t.Fatalf("most recent %s: caller got %s, want %s", last, got, want)
+			}
 		}
-	}
-	// A target that is not connected waits, then -32001 naming it.
-	tool.Send(`{"jsonrpc":"2.0","id":"gone","method":"aftereffects.get_items","meta":{"target":"ae-9","wait_ms":50}}`)
-	data := rtExpectError(t, tool, `"gone"`, -32001)
-	rtWantData(t, data, map[string]any{"app": "aftereffects", "instance": "ae-9", "method": "aftereffects.get_items"})
-	for _, p := range []*bridgetest.Peer{ae1, ae2, tool} {
-		rtQuiet(t, p)
-	}
+		// A target that is not connected waits, then -32001 naming it.
+		tool.Send(`{"jsonrpc":"2.0","id":"gone","method":"aftereffects.get_items","meta":{"target":"ae-9","wait_ms":50}}`)
+		data := rtExpectError(t, tool, `"gone"`, -32001)
+		rtWantData(t, data, map[string]any{"app": "aftereffects", "instance": "ae-9", "method": "aftereffects.get_items"})
+		for _, p := range []*memPeer{ae1, ae2, tool} {
+			rtQuiet(t, p)
+		}
+	})
 }
 
 func TestRoutingManyToolsManyCalls(t *testing.T) {
-	const tools = 32
-	perTool := 1000
-	if testing.Short() {
-		perTool = 100
-	}
-	b := rtStart(t, nil)
-	host, hostSID := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"echo"}})
-	peers := make([]*bridgetest.Peer, tools)
-	for k := range peers {
-		peers[k], _ = rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool", "instance": "tool-" + strconv.Itoa(k)})
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	// readWithin bounds one read: silence this long means something is stuck.
-	readWithin := func() time.Duration { return min(20*time.Second, time.Until(deadline)) }
-	wantMeta := rtAnswerMeta("aftereffects", "ae-1", hostSID)
+	synctest.Test(t, func(t *testing.T) {
+		const tools = 32
+		perTool := 1000
+		if testing.Short() {
+			perTool = 100
+		}
+		b := startMem(t, session.Options{})
+		host, hostSID := b.joinSID(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"echo"}})
+		peers := make([]*memPeer, tools)
+		for k := range peers {
+			peers[k], _ = b.joinSID(map[string]any{"app": "pipeline", "kind": "tool", "instance": "tool-" + strconv.Itoa(k)})
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		// readWithin bounds one read: silence this long means something is stuck.
+		readWithin := func() time.Duration { return min(20*time.Second, time.Until(deadline)) }
+		wantMeta := rtAnswerMeta("aftereffects", "ae-1", hostSID)
 
-	// The host echoes params as the result, exactly tools × perTool times.
-	// A read that times out fails the test and ends the goroutine.
-	var hostErr error
-	hostExited := make(chan struct{})
-	go func() {
-		defer close(hostExited)
-		hostErr = func() error {
-			var m struct {
-				ID     json.RawMessage `json:"id"`
-				Params json.RawMessage `json:"params"`
-			}
-			for range tools * perTool {
-				raw := host.ReadRaw(readWithin())
-				m.ID, m.Params = nil, nil
-				if err := json.Unmarshal(raw, &m); err != nil || m.ID == nil || m.Params == nil {
-					return fmt.Errorf("host got %s", raw)
+		// The host echoes params as the result, exactly tools × perTool times.
+		// A read that times out fails the test and ends the goroutine.
+		var hostErr error
+		hostExited := make(chan struct{})
+		go func() {
+			defer close(hostExited)
+			hostErr = func() error {
+				var m struct {
+					ID     json.RawMessage `json:"id"`
+					Params json.RawMessage `json:"params"`
 				}
-				out := `{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":` + string(m.Params) + `}`
-				if err := host.Conn.Write(ctx, websocket.MessageText, []byte(out)); err != nil {
-					return fmt.Errorf("host write: %w", err)
+				for range tools * perTool {
+					raw, err := host.recv(readWithin())
+					if err != nil {
+						return fmt.Errorf("host: %w", err)
+					}
+					m.ID, m.Params = nil, nil
+					if err := json.Unmarshal(raw, &m); err != nil || m.ID == nil || m.Params == nil {
+						return fmt.Errorf("host got %s", raw)
+					}
+					out := `{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":` + string(m.Params) + `}`
+					if err := host.p.Send([]byte(out)); err != nil {
+						return fmt.Errorf("host write: %w", err)
+					}
 				}
-			}
-			return nil
+				return nil
+			}()
 		}()
-	}()
 
-	// Each tool keeps 8 to 16 calls outstanding and checks every reply
-	// against the request it answers.
-	var wg sync.WaitGroup
-	errs := make([]error, tools)
-	answered := make([]int, tools)
-	for k, p := range peers {
-		wg.Go(func() {
-			window := 8 + k%9
-			outstanding := map[string]string{} // id → params
-			sent := 0
-			for answered[k] < perTool {
-				for sent < perTool && len(outstanding) < window {
-					id := fmt.Sprintf("%d/%d", k, sent)
-					params := fmt.Sprintf(`{"tool":%d,"n":%d}`, k, sent)
-					req := `{"jsonrpc":"2.0","id":"` + id + `","method":"aftereffects.echo","params":` + params + `}`
-					if err := p.Conn.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
-						errs[k] = fmt.Errorf("tool %d write: %w", k, err)
+		// Each tool keeps 8 to 16 calls outstanding and checks every reply
+		// against the request it answers.
+		var wg sync.WaitGroup
+		errs := make([]error, tools)
+		answered := make([]int, tools)
+		for k, p := range peers {
+			wg.Go(func() {
+				window := 8 + k%9
+				outstanding := map[string]string{} // id → params
+				sent := 0
+				for answered[k] < perTool {
+					for sent < perTool && len(outstanding) < window {
+						id := fmt.Sprintf("%d/%d", k, sent)
+						params := fmt.Sprintf(`{"tool":%d,"n":%d}`, k, sent)
+						req := `{"jsonrpc":"2.0","id":"` + id + `","method":"aftereffects.echo","params":` + params + `}`
+						if err := p.p.Send([]byte(req)); err != nil {
+							errs[k] = fmt.Errorf("tool %d write: %w", k, err)
+							return
+						}
+						outstanding[id] = params
+						sent++
+					}
+					raw, err := p.recv(readWithin())
+					if err != nil {
+						errs[k] = fmt.Errorf("tool %d: %w", k, err)
 						return
 					}
-					outstanding[id] = params
-					sent++
+					var r struct {
+						ID     string          `json:"id"`
+						Result json.RawMessage `json:"result"`
+						Meta   json.RawMessage `json:"meta"`
+					}
+					if err := json.Unmarshal(raw, &r); err != nil {
+						errs[k] = fmt.Errorf("tool %d: bad reply %s", k, raw)
+						return
+					}
+					params, ok := outstanding[r.ID]
+					switch {
+					case !ok:
+						errs[k] = fmt.Errorf("tool %d: reply to an id it has not outstanding (crossed or duplicated): %s", k, raw)
+						return
+					case string(r.Result) != params || string(r.Meta) != wantMeta:
+						errs[k] = fmt.Errorf("tool %d: reply %s does not answer %s", k, raw, params)
+						return
+					}
+					delete(outstanding, r.ID)
+					answered[k]++
 				}
-				raw := p.ReadRaw(readWithin())
-				var r struct {
-					ID     string          `json:"id"`
-					Result json.RawMessage `json:"result"`
-					Meta   json.RawMessage `json:"meta"`
-				}
-				if err := json.Unmarshal(raw, &r); err != nil {
-					errs[k] = fmt.Errorf("tool %d: bad reply %s", k, raw)
-					return
-				}
-				params, ok := outstanding[r.ID]
-				switch {
-				case !ok:
-					errs[k] = fmt.Errorf("tool %d: reply to an id it has not outstanding (crossed or duplicated): %s", k, raw)
-					return
-				case string(r.Result) != params || string(r.Meta) != wantMeta:
-					errs[k] = fmt.Errorf("tool %d: reply %s does not answer %s", k, raw, params)
-					return
-				}
-				delete(outstanding, r.ID)
-				answered[k]++
-			}
-		})
-	}
-	wg.Wait()
-	total := 0
-	for k := range peers {
-		if errs[k] != nil {
-			t.Error(errs[k])
+			})
 		}
-		total += answered[k]
-	}
-	<-hostExited
-	if hostErr != nil {
-		t.Fatal(hostErr)
-	}
-	if total != tools*perTool {
-		t.Fatalf("%d replies, want %d", total, tools*perTool)
-	}
-	// Nothing more for anyone: no extra calls, no extra replies.
-	rtQuiet(t, host)
-	for _, p := range peers {
-		rtQuiet(t, p)
-	}
+		wg.Wait()
+		total := 0
+		for k := range peers {
+			if errs[k] != nil {
+				t.Error(errs[k])
+			}
+			total += answered[k]
+		}
+		<-hostExited
+		if hostErr != nil {
+			t.Fatal(hostErr)
+		}
+		if total != tools*perTool {
+			t.Fatalf("%d replies, want %d", total, tools*perTool)
+		}
+		// Nothing more for anyone: no extra calls, no extra replies.
+		rtQuiet(t, host)
+		for _, p := range peers {
+			rtQuiet(t, p)
+		}
+	})
 }
 
 func TestRoutingBatch(t *testing.T) {
-	b := rtStart(t, nil)
-	ae, aeSID := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"get_items", "log"}})
-	tool, _ := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		ae, aeSID := b.joinSID(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"get_items", "log"}})
+		tool, _ := b.joinSID(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
 
-	tool.Send(`[
+		tool.Send(`[
 		{"jsonrpc":"2.0","id":"b1","method":"aftereffects.get_items","params":{"n":1}},
 		{"jsonrpc":"2.0","id":"b2","method":"aftereffects.get_items","params":{"n":2},"meta":{"timeout_ms":60000}},
 		{"jsonrpc":"2.0","id":"b3","method":"bridge.ping"},
 		{"jsonrpc":"2.0","method":"aftereffects.log","params":{"n":4}},
 		42
 	]`)
-	// The host receives both calls and the notification, each on its own.
-	fids := map[string]string{}
-	for range 3 {
-		got := rtNext(t, ae)
-		var m struct {
-			ID     string          `json:"id"`
-			Method string          `json:"method"`
-			Params json.RawMessage `json:"params"`
-		}
-		if err := json.Unmarshal([]byte(got), &m); err != nil || strings.HasPrefix(got, "[") {
-			t.Fatalf("host got %s", got)
-		}
-		fids[string(m.Params)] = m.ID
-		if m.Method == "log" && m.ID != "" {
-			t.Fatalf("the batch's notification reached the host as a call: %s", got)
-		}
-	}
-	fid1, fid2 := fids[`{"n":1}`], fids[`{"n":2}`]
-	if fid1 == "" || fid2 == "" || fids[`{"n":4}`] != "" {
-		t.Fatalf("host got calls %v", fids)
-	}
-	ae.Send(`{"jsonrpc":"2.0","id":"` + fid1 + `","result":"one"}`)
-	ae.Send(`{"jsonrpc":"2.0","method":"$/progress","params":{"id":"` + fid2 + `","value":{"pct":50}}}`)
-	// Progress of a member arrives at once; the batch reply waits for b2.
-	if got, want := rtNext(t, tool), `{"jsonrpc":"2.0","method":"$/progress","params":{"id":"b2","value":{"pct":50}}}`; got != want {
-		t.Fatalf("caller got %s, want %s", got, want)
-	}
-	rtQuiet(t, tool)
-	ae.Send(`{"jsonrpc":"2.0","id":"` + fid2 + `","result":"two"}`)
-	got := rtNext(t, tool)
-	var members []json.RawMessage
-	if err := json.Unmarshal([]byte(got), &members); err != nil {
-		t.Fatalf("want one array reply, got %s", got)
-	}
-	meta := rtAnswerMeta("aftereffects", "ae-1", aeSID)
-	want := map[string]string{
-		`"b1"`: `{"jsonrpc":"2.0","id":"b1","result":"one","meta":` + meta + `}`,
-		`"b2"`: `{"jsonrpc":"2.0","id":"b2","result":"two","meta":` + meta + `}`,
-	}
-	seen := map[string]bool{}
-	for _, mem := range members {
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Result json.RawMessage `json:"result"`
-			Error  *struct {
-				Code int64 `json:"code"`
-			} `json:"error"`
-		}
-		if err := json.Unmarshal(mem, &m); err != nil {
-			t.Fatalf("bad member %s", mem)
-		}
-		id := string(m.ID)
-		seen[id] = true
-		switch id {
-		case `"b1"`, `"b2"`:
-			if string(mem) != want[id] {
-				t.Fatalf("member %s\n got %s\nwant %s", id, mem, want[id])
+		// The host receives both calls and the notification, each on its own.
+		fids := map[string]string{}
+		for range 3 {
+			got := rtNext(t, ae)
+			var m struct {
+				ID     string          `json:"id"`
+				Method string          `json:"method"`
+				Params json.RawMessage `json:"params"`
 			}
-		case `"b3"`:
-			var r struct {
-				Pong bool `json:"pong"`
+			if err := json.Unmarshal([]byte(got), &m); err != nil || strings.HasPrefix(got, "[") {
+				t.Fatalf("host got %s", got)
 			}
-			if json.Unmarshal(m.Result, &r) != nil || !r.Pong {
-				t.Fatalf("ping member: %s", mem)
+			fids[string(m.Params)] = m.ID
+			if m.Method == "log" && m.ID != "" {
+				t.Fatalf("the batch's notification reached the host as a call: %s", got)
 			}
-		case `null`:
-			if m.Error == nil || m.Error.Code != -32600 {
-				t.Fatalf("invalid member: %s", mem)
-			}
-		default:
-			t.Fatalf("unexpected member %s", mem)
 		}
-	}
-	if len(members) != 4 || len(seen) != 4 {
-		t.Fatalf("want 4 members (notification omitted), got %s", got)
-	}
-	rtQuiet(t, tool)
-	rtQuiet(t, ae)
+		fid1, fid2 := fids[`{"n":1}`], fids[`{"n":2}`]
+		if fid1 == "" || fid2 == "" || fids[`{"n":4}`] != "" {
+			t.Fatalf("host got calls %v", fids)
+		}
+		ae.Send(`{"jsonrpc":"2.0","id":"` + fid1 + `","result":"one"}`)
+		ae.Send(`{"jsonrpc":"2.0","method":"$/progress","params":{"id":"` + fid2 + `","value":{"pct":50}}}`)
+		// Progress of a member arrives at once; the batch reply waits for b2.
+		if got, want := rtNext(t, tool), `{"jsonrpc":"2.0","method":"$/progress","params":{"id":"b2","value":{"pct":50}}}`; got != want {
+			t.Fatalf("caller got %s, want %s", got, want)
+		}
+		rtQuiet(t, tool)
+		ae.Send(`{"jsonrpc":"2.0","id":"` + fid2 + `","result":"two"}`)
+		got := rtNext(t, tool)
+		var members []json.RawMessage
+		if err := json.Unmarshal([]byte(got), &members); err != nil {
+			t.Fatalf("want one array reply, got %s", got)
+		}
+		meta := rtAnswerMeta("aftereffects", "ae-1", aeSID)
+		want := map[string]string{
+			`"b1"`: `{"jsonrpc":"2.0","id":"b1","result":"one","meta":` + meta + `}`,
+			`"b2"`: `{"jsonrpc":"2.0","id":"b2","result":"two","meta":` + meta + `}`,
+		}
+		seen := map[string]bool{}
+		for _, mem := range members {
+			var m struct {
+				ID     json.RawMessage `json:"id"`
+				Result json.RawMessage `json:"result"`
+				Error  *struct {
+					Code int64 `json:"code"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(mem, &m); err != nil {
+				t.Fatalf("bad member %s", mem)
+			}
+			id := string(m.ID)
+			seen[id] = true
+			switch id {
+			case `"b1"`, `"b2"`:
+				if string(mem) != want[id] {
+					t.Fatalf("member %s\n got %s\nwant %s", id, mem, want[id])
+				}
+			case `"b3"`:
+				var r struct {
+					Pong bool `json:"pong"`
+				}
+				if json.Unmarshal(m.Result, &r) != nil || !r.Pong {
+					t.Fatalf("ping member: %s", mem)
+				}
+			case `null`:
+				if m.Error == nil || m.Error.Code != -32600 {
+					t.Fatalf("invalid member: %s", mem)
+				}
+			default:
+				t.Fatalf("unexpected member %s", mem)
+			}
+		}
+		if len(members) != 4 || len(seen) != 4 {
+			t.Fatalf("want 4 members (notification omitted), got %s", got)
+		}
+		rtQuiet(t, tool)
+		rtQuiet(t, ae)
+	})
 }
 
 func TestRoutingDuplicateID(t *testing.T) {
-	b := rtStart(t, nil)
-	ae, aeSID := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
-	tool, _ := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		ae, aeSID := b.joinSID(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
+		tool, _ := b.joinSID(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
 
-	tool.Send(`{"jsonrpc":"2.0","id":7,"method":"aftereffects.render","params":["first"]}`)
-	fid := rtForwarded(t, ae, "render", `["first"]`, "pipeline", "pub-1", 1, 600000)
-	tool.Send(`{"jsonrpc":"2.0","id":7,"method":"aftereffects.render","params":["second"]}`)
-	rtExpectError(t, tool, `7`, -32600)
-	rtQuiet(t, ae) // the second never reached the host
-	ae.Send(`{"jsonrpc":"2.0","id":"` + fid + `","result":"first done"}`)
-	if got, want := rtNext(t, tool), `{"jsonrpc":"2.0","id":7,"result":"first done","meta":`+rtAnswerMeta("aftereffects", "ae-1", aeSID)+`}`; got != want {
-		t.Fatalf("caller got %s, want %s", got, want)
-	}
-	// Once answered, the id is free again.
-	tool.Send(`{"jsonrpc":"2.0","id":7,"method":"aftereffects.render","params":["third"]}`)
-	rtAnswer(t, ae, `"third done"`)
-	if got, want := rtNext(t, tool), `{"jsonrpc":"2.0","id":7,"result":"third done","meta":`+rtAnswerMeta("aftereffects", "ae-1", aeSID)+`}`; got != want {
-		t.Fatalf("caller got %s, want %s", got, want)
-	}
+		tool.Send(`{"jsonrpc":"2.0","id":7,"method":"aftereffects.render","params":["first"]}`)
+		fid := rtForwarded(t, ae, "render", `["first"]`, "pipeline", "pub-1", 1, 600000)
+		tool.Send(`{"jsonrpc":"2.0","id":7,"method":"aftereffects.render","params":["second"]}`)
+		rtExpectError(t, tool, `7`, -32600)
+		rtQuiet(t, ae) // the second never reached the host
+		ae.Send(`{"jsonrpc":"2.0","id":"` + fid + `","result":"first done"}`)
+		if got, want := rtNext(t, tool), `{"jsonrpc":"2.0","id":7,"result":"first done","meta":`+rtAnswerMeta("aftereffects", "ae-1", aeSID)+`}`; got != want {
+			t.Fatalf("caller got %s, want %s", got, want)
+		}
+		// Once answered, the id is free again.
+		tool.Send(`{"jsonrpc":"2.0","id":7,"method":"aftereffects.render","params":["third"]}`)
+		rtAnswer(t, ae, `"third done"`)
+		if got, want := rtNext(t, tool), `{"jsonrpc":"2.0","id":7,"result":"third done","meta":`+rtAnswerMeta("aftereffects", "ae-1", aeSID)+`}`; got != want {
+			t.Fatalf("caller got %s, want %s", got, want)
+		}
+	})
 }
 
 // A huge timeout_ms or wait_ms means "practically forever", not an
 // overflowed duration that fires at once.
 func TestRoutingHugeTimeouts(t *testing.T) {
-	b := rtStart(t, nil)
-	host, _ := rtJoin(t, b, map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
-	tool, _ := rtJoin(t, b, map[string]any{"app": "pipeline", "kind": "tool"})
-	tool.Send(`{"jsonrpc":"2.0","id":1,"method":"aftereffects.render","meta":{"timeout_ms":1e300,"wait_ms":1e300}}`)
-	fid := rtAnswer(t, host, `"done"`)
-	if fid == "" {
-		t.Fatal("no forwarded id")
-	}
-	if r := tool.Read(); r["result"] != "done" {
-		t.Fatalf("want the result, got %v", r)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		host, _ := b.joinSID(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
+		tool, _ := b.joinSID(map[string]any{"app": "pipeline", "kind": "tool"})
+		tool.Send(`{"jsonrpc":"2.0","id":1,"method":"aftereffects.render","meta":{"timeout_ms":1e300,"wait_ms":1e300}}`)
+		fid := rtAnswer(t, host, `"done"`)
+		if fid == "" {
+			t.Fatal("no forwarded id")
+		}
+		if r := tool.Read(); r["result"] != "done" {
+			t.Fatalf("want the result, got %v", r)
+		}
+	})
 }
