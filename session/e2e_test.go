@@ -2,16 +2,13 @@ package session_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"go.uber.org/goleak"
 
 	"github.com/dccbridge/dccbridge/internal/bridgetest"
 	"github.com/dccbridge/dccbridge/session"
@@ -19,8 +16,10 @@ import (
 )
 
 // End-to-end tests over real sockets on 127.0.0.1, for what needs the real
-// transport: binary and oversize messages, goroutine leaks, shutdown with
-// a peer that never answers the close, unauthorized peers.
+// transport: binary and oversize messages, shutdown with a peer that never
+// answers the close, tokens at the upgrade and in hello, the heartbeat's
+// measured round trip, and the exact frames once through the websocket
+// adapter. limits_test.go has the other end-to-end tests.
 
 // An oversize message closes its session with 1009 and a binary frame with
 // 1003; other sessions and their calls are unaffected.
@@ -77,117 +76,13 @@ func TestProtocolViolationsCloseOnlyTheirSession(t *testing.T) {
 	logs.wait(t, 5*time.Second, "session ended", "session", sid, "close_code", "1003")
 
 	routed(3)
-	// Closed sessions that said hello wait for their instance to come back
-	// (DESIGN §4): listed as reconnecting, offered nothing new.
+	// Closed sessions that said hello wait for their instance to come
+	// back: listed as reconnecting, offered nothing new.
 	for _, s := range b.Router.Sessions() {
 		if s.App == "photoshop" && s.State != session.StateReconnecting {
 			t.Fatalf("closed session listed as %s, want reconnecting: %+v", s.State, s)
 		}
 	}
-}
-
-// 200 sessions connect, say hello, call, and leave (cleanly, abruptly, or
-// with a call still in flight); once the bridge is shut down no goroutine
-// is left.
-func TestNoGoroutinesLeftAfterSessions(t *testing.T) {
-	ignore := goleak.IgnoreCurrent()
-	logs, logger := newLogWatch(t)
-	b := bridgetest.Start(t, &session.Options{Logger: logger, ResumeWait: time.Millisecond}, &web.Options{Logger: logger})
-	host := startEchoHost(t, b.WSURL, "houdini", "h-1", "echo", "hang")
-
-	const sessions, workers = 200, 8
-	errs := make(chan error, sessions)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < sessions; i += workers {
-				if err := briefSession(b.WSURL, i); err != nil {
-					errs <- fmt.Errorf("session %d: %w", i, err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	logs.waitN(t, 10*time.Second, sessions, "session ended", "app", "pipeline")
-	// Tools that dropped without a close frame wait ResumeWait (1 ms here)
-	// for their instance; after that, only the host is left.
-	logs.waitN(t, 10*time.Second, sessions, "session left", "app", "pipeline")
-	if st := b.Router.Stats(); st.Sessions != 1 {
-		t.Fatalf("sessions after all tools left: %d, want 1 (the host)", st.Sessions)
-	}
-
-	host.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Router.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b.Web.Close()
-	b.Server.Close()
-	http.DefaultClient.CloseIdleConnections()
-	goleak.VerifyNone(t, ignore)
-}
-
-// briefSession is one short-lived tool: hello, one routed call, then it
-// leaves one of four ways.
-func briefSession(url string, i int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		return err
-	}
-	defer conn.CloseNow()
-	call := func(id, method string) error {
-		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":%q,"params":{"i":%d}}`, id, method, i)
-		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-			return err
-		}
-		for range 100 {
-			_, b, err := conn.Read(ctx)
-			if err != nil {
-				return err
-			}
-			var m struct {
-				ID     string          `json:"id"`
-				Result json.RawMessage `json:"result"`
-			}
-			if json.Unmarshal(b, &m) == nil && m.ID == id {
-				if m.Result == nil {
-					return fmt.Errorf("%s: %s", method, b)
-				}
-				return nil
-			}
-		}
-		return fmt.Errorf("no reply to %s", method)
-	}
-	hello := fmt.Sprintf(`{"jsonrpc":"2.0","id":"hello","method":"bridge.hello","params":{"app":"pipeline","kind":"tool","instance":"brief-%d"}}`, i)
-	if err := conn.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
-		return err
-	}
-	if _, _, err := conn.Read(ctx); err != nil {
-		return err
-	}
-	if err := call("c", "houdini.echo"); err != nil {
-		return err
-	}
-	if i%4 >= 2 { // leave a call in flight: the bridge cancels it at the host
-		msg := `{"jsonrpc":"2.0","id":"h","method":"houdini.hang"}`
-		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-			return err
-		}
-		if err := call("p", "bridge.ping"); err != nil { // the hang call is routed by now
-			return err
-		}
-	}
-	if i%2 == 0 {
-		return conn.Close(websocket.StatusNormalClosure, "")
-	}
-	return conn.CloseNow()
 }
 
 // Shutdown with a peer that never answers the close handshake returns
@@ -346,4 +241,48 @@ func TestUnauthorizedPeer(t *testing.T) {
 func TestRoutingAllDirectionsExactFrames(t *testing.T) {
 	b := rtStart(t, nil)
 	checkAllDirections(t, func(hello map[string]any) (wirePeer, string) { return rtJoin(t, b, hello) })
+}
+
+// With a 20 ms heartbeat, bridge.sessions shows the measured round trip.
+func TestHeartbeatRecordsRTT(t *testing.T) {
+	b := bridgetest.Start(t, &session.Options{Logger: quietLogger(), HeartbeatInterval: 20 * time.Millisecond}, &web.Options{Logger: quietLogger()})
+	pings := make(chan struct{}, 100)
+	p := dialRaw(t, b.WSURL, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		select {
+		case pings <- struct{}{}:
+		default:
+		}
+		return true
+	}})
+	p.hello(map[string]any{"app": "blender", "instance": "bl-1"})
+	// The bridge pings again only after the previous pong came back and
+	// its round trip was recorded; the peer's reads answer the pings.
+	go func() {
+		for {
+			if _, _, err := p.conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range 2 {
+		select {
+		case <-pings:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ping %d not received within 5 s", i+1)
+		}
+	}
+	var rtt float64
+	for _, s := range b.Router.Sessions() {
+		if s.Instance == "bl-1" {
+			rtt = s.RTTMS
+		}
+	}
+	if rtt <= 0 {
+		t.Fatalf("rtt_ms %v after two pings", rtt)
+	}
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	list := tool.Call("s", "bridge.sessions", map[string]any{"app": "blender"})["result"].([]any)
+	if got := list[0].(map[string]any)["rtt_ms"].(float64); got <= 0 {
+		t.Fatalf("bridge.sessions rtt_ms %v", got)
+	}
 }

@@ -100,7 +100,7 @@ func rtQ(s string) string {
 }
 
 // rtForwarded reads the call p receives and requires it to be exactly the
-// frame DESIGN §3.3 shows: the method by the name p offered, params as the
+// forwarded call's frame: the method by the name p offered, params as the
 // caller's raw bytes ("" for none), meta naming the caller, timeout_ms in
 // [minMS, maxMS] and attempt 1. It returns the forwarded id.
 func rtForwarded(t *testing.T, p wirePeer, method, params, callerApp, callerInstance string, minMS, maxMS int) string {

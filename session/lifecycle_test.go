@@ -1,122 +1,129 @@
 package session_test
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"github.com/dccbridge/dccbridge/internal/bridgetest"
 	"github.com/dccbridge/dccbridge/session"
-	"github.com/dccbridge/dccbridge/web"
 )
 
-// Liveness: the heartbeat's round trip, and a peer that stops answering
-// pings.
+// A session's life: a new hello of a connected instance replaces it, and
+// a peer that stops answering pings is dropped. Over memconn in synctest
+// bubbles.
 
-// With a 20 ms heartbeat, bridge.sessions shows the measured round trip.
-func TestHeartbeatRecordsRTT(t *testing.T) {
-	b := bridgetest.Start(t, &session.Options{Logger: quietLogger(), HeartbeatInterval: 20 * time.Millisecond}, &web.Options{Logger: quietLogger()})
-	pings := make(chan struct{}, 100)
-	p := dialRaw(t, b.WSURL, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
-		select {
-		case pings <- struct{}{}:
-		default:
+// A second hello for a live app + instance closes the old connection with
+// 4001 "replaced"; the old one's unanswered call fails -32004 (the peers
+// do not replay), and calls now go to the new connection.
+func TestHelloReplacesLiveInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		tool := b.dial()
+		tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+
+		old := b.dial()
+		oldHello := old.Hello(map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "methods": []string{"whoami", "render"}})
+
+		// The old connection answers a call, and holds another unanswered.
+		tool.Send(`{"jsonrpc":"2.0","id":"w1","method":"aftereffects.whoami"}`)
+		fwd := old.Expect(5*time.Second, func(m map[string]any) bool { return m["method"] == "whoami" })
+		old.Send(map[string]any{"jsonrpc": "2.0", "id": fwd["id"], "result": "old"})
+		if r := tool.Expect(5*time.Second, func(m map[string]any) bool { return m["id"] == "w1" }); r["result"] != "old" {
+			t.Fatalf("whoami before the replacement: %v", r)
 		}
-		return true
-	}})
-	p.hello(map[string]any{"app": "blender", "instance": "bl-1"})
-	// The bridge pings again only after the previous pong came back and
-	// its round trip was recorded; the peer's reads answer the pings.
-	go func() {
-		for {
-			if _, _, err := p.conn.Read(context.Background()); err != nil {
-				return
-			}
+		tool.Send(`{"jsonrpc":"2.0","id":"r1","method":"aftereffects.render"}`)
+		old.Expect(5*time.Second, func(m map[string]any) bool { return m["method"] == "render" })
+
+		neu := b.dial()
+		newHello := neu.Hello(map[string]any{"app": "AfterEffects", "instance": "ae-1", "boot": "b-2", "methods": []string{"whoami"}})
+		if newHello["session"] == oldHello["session"] {
+			t.Fatalf("the new connection got the old session id %v", newHello["session"])
 		}
-	}()
-	for i := range 2 {
-		select {
-		case <-pings:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("ping %d not received within 5 s", i+1)
+
+		if ce := old.closed(); ce == nil || ce.Code != 4001 || ce.Reason != "replaced" {
+			t.Fatalf("old connection closed with %v, want 4001 \"replaced\"", ce)
 		}
-	}
-	var rtt float64
-	for _, s := range b.Router.Sessions() {
-		if s.Instance == "bl-1" {
-			rtt = s.RTTMS
+		b.logs.wait(t, 5*time.Second, "session replaced by a new connection of the same instance",
+			"app", "aftereffects", "instance", "ae-1", "old", oldHello["session"].(string), "new", newHello["session"].(string))
+
+		// The call the old connection had received fails: neither peer
+		// promised replay, so it must not run twice.
+		r := tool.Expect(5*time.Second, func(m map[string]any) bool { return m["id"] == "r1" })
+		code, data := rpcError(t, r)
+		if code != -32004 || data["may_have_run"] != true || data["instance"] != "ae-1" || data["method"] != "aftereffects.render" {
+			t.Fatalf("render written to the replaced connection: got %v, want -32004 with may_have_run", r)
 		}
-	}
-	if rtt <= 0 {
-		t.Fatalf("rtt_ms %v after two pings", rtt)
-	}
-	tool := bridgetest.Dial(t, b.WSURL, nil)
-	list := tool.Call("s", "bridge.sessions", map[string]any{"app": "blender"})["result"].([]any)
-	if got := list[0].(map[string]any)["rtt_ms"].(float64); got <= 0 {
-		t.Fatalf("bridge.sessions rtt_ms %v", got)
-	}
+
+		// Calls now go to the new connection.
+		tool.Send(`{"jsonrpc":"2.0","id":"w2","method":"aftereffects.whoami"}`)
+		fwd = neu.Expect(5*time.Second, func(m map[string]any) bool { return m["method"] == "whoami" })
+		neu.Send(map[string]any{"jsonrpc": "2.0", "id": fwd["id"], "result": "new"})
+		r = tool.Expect(5*time.Second, func(m map[string]any) bool { return m["id"] == "w2" })
+		if r["result"] != "new" || r["meta"].(map[string]any)["session"] != newHello["session"] {
+			t.Fatalf("whoami after the replacement: %v", r)
+		}
+
+		list := tool.Call("s", "bridge.sessions", map[string]any{"app": "aftereffects"})["result"].([]any)
+		if len(list) != 1 || list[0].(map[string]any)["session"] != newHello["session"] {
+			t.Fatalf("sessions of aftereffects after the replacement: %v", list)
+		}
+	})
+}
+
+// A second hello for a replay instance whose connection is still open, same
+// boot: the old connection is closed with 4001 and its written call is
+// re-sent on the new one with the same forwarded id.
+func TestReplacementMovesWrittenCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{ResumeWait: time.Minute})
+		tool := b.dial()
+		tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+		hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b-1", "replay": true, "methods": []string{"render"}}
+		old := b.dial()
+		old.helloFirst(hello)
+		tool.Send(`{"jsonrpc":"2.0","id":"r1","method":"aftereffects.render"}`)
+		fid, _ := old.nextCall("render", 1)
+
+		neu := b.dial()
+		res := neu.helloFirst(hello)
+		if res["resumed"] != true || res["pending"] != float64(1) {
+			t.Fatalf("replacing hello: %v", res)
+		}
+		again, _ := neu.nextCall("render", 2)
+		if again != fid {
+			t.Fatalf("re-sent as %q, first sent as %q", again, fid)
+		}
+		if m, err := old.read(memWait); err == nil {
+			t.Fatalf("old connection got %v after being replaced", m)
+		} else if ce := memCloseError(err); ce.Code != 4001 || ce.Reason != "replaced" {
+			t.Fatalf("old connection ended with %v, want 4001 replaced", err)
+		}
+		neu.answer(again, "rendered")
+		r := reply(t, tool, "r1")
+		if r["result"] != "rendered" || r["meta"].(map[string]any)["session"] != res["session"] {
+			t.Fatalf("tool got %v", r)
+		}
+		wantState(t, tool, "aftereffects", "ae-1", "connected", 0, 0)
+	})
 }
 
 // A peer that stops answering pings is dropped after HeartbeatTimeout
-// (defaults: a ping every 5 s, 15 s for its pong); a peer that answers
-// stays. Fake time in a synctest bubble, coder/websocket over net.Pipe.
+// (defaults: a ping every 5 s, 15 s for its pong), waits ResumeWait for its
+// instance, then leaves; a peer that answers stays. Over memconn, whose
+// peer can stop answering pings, in a synctest bubble.
 func TestHeartbeatDropsSilentPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		logs, logger := newLogWatch(t)
 		const interval, timeout = 5 * time.Second, 15 * time.Second
-		r := session.New(session.Options{Logger: logger, HeartbeatInterval: interval, HeartbeatTimeout: timeout})
-		ln := newPipeListener()
-		h := web.New(web.Options{Router: r, Addr: "127.0.0.1:8098", Logger: logger})
-		srv := &http.Server{Handler: h}
-		served := make(chan struct{})
-		go func() { _ = srv.Serve(ln); close(served) }()
-		tr := &http.Transport{DialContext: ln.dial}
-		client := &http.Client{Transport: tr}
-		ctx := context.Background()
-		dial := func(instance string) *websocket.Conn {
-			conn, _, err := websocket.Dial(ctx, "ws://127.0.0.1:8098/ws", &websocket.DialOptions{HTTPClient: client})
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			hello := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"aftereffects","instance":%q}}`, instance)
-			if err := conn.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := conn.Read(ctx); err != nil {
-				t.Fatal(err)
-			}
-			return conn
-		}
-		live := dial("ae-live")
-		<-ln.clients
-		liveDone := make(chan error, 1)
-		go func() { // reading answers the pings
-			for {
-				if _, _, err := live.Read(ctx); err != nil {
-					liveDone <- err
-					return
-				}
-			}
-		}()
-		// The silent peer's websocket never reads again, so it never
-		// answers a ping; its socket still swallows what the bridge writes
-		// (net.Pipe has no buffer: without this the ping's write would
-		// block, and coder/websocket gives a control frame's write 5 s).
-		silent := dial("ae-silent")
-		drained := make(chan struct{})
-		go func() { _, _ = io.Copy(io.Discard, <-ln.clients); close(drained) }()
+		b := startMem(t, session.Options{HeartbeatInterval: interval, HeartbeatTimeout: timeout})
+		live, _ := b.join(map[string]any{"app": "aftereffects", "instance": "ae-live"})
+		silent, _ := b.join(map[string]any{"app": "aftereffects", "instance": "ae-silent"})
+		silent.p.SetPong(false)
 		start := time.Now()
 		instances := func() []string {
 			var list []string
-			for _, s := range r.Sessions() {
+			for _, s := range b.r.Sessions() {
 				list = append(list, s.Instance)
 			}
 			return list
@@ -133,7 +140,7 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 		synctest.Wait()
 		states := func() map[string]session.State {
 			m := map[string]session.State{}
-			for _, s := range r.Sessions() {
+			for _, s := range b.r.Sessions() {
 				m[s.Instance] = s.State
 			}
 			return m
@@ -147,7 +154,7 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 		if got := instances(); !slices.Equal(got, []string{"ae-live"}) {
 			t.Fatalf("at %v: sessions %v, want only ae-live", time.Since(start), got)
 		}
-		rec := logs.wait(t, 0, "session ended", "instance", "ae-silent")
+		rec := b.logs.wait(t, 0, "session ended", "instance", "ae-silent")
 		if !strings.Contains(rec.Attrs["cause"], "no pong within 15s") {
 			t.Fatalf("silent session ended by %q", rec.Attrs["cause"])
 		}
@@ -158,19 +165,9 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 			t.Fatalf("at %v: sessions %v, want ae-live still there", time.Since(start), got)
 		}
 
-		_ = silent.CloseNow()
-		<-drained
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := r.Shutdown(sctx); err != nil {
-			t.Fatal(err)
+		b.shutdown()
+		if ce := live.closed(); ce == nil || ce.Code != session.CloseGoingAway {
+			t.Fatalf("live peer ended with %v, want 1001", ce)
 		}
-		if err := <-liveDone; websocket.CloseStatus(err) != websocket.StatusGoingAway {
-			t.Fatalf("live peer ended with %v, want 1001", err)
-		}
-		h.Close()
-		_ = srv.Close()
-		<-served
-		tr.CloseIdleConnections()
 	})
 }

@@ -1,227 +1,26 @@
 package session_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"go.uber.org/goleak"
 
 	"github.com/dccbridge/dccbridge/internal/bridgetest"
 	"github.com/dccbridge/dccbridge/session"
 	"github.com/dccbridge/dccbridge/web"
 )
 
-// Limits: slow readers, events to a full queue, --max-sessions. Real
-// sockets on 127.0.0.1.
-//
-// Tests whose peers stop reading set WriteTimeout and HeartbeatInterval to
-// a minute, so that neither ends the stall before the test does: a flood
-// can take seconds under -race, and coder/websocket gives a ping's write
-// 5 s, so a full socket fails the heartbeat at HeartbeatInterval + 5 s.
-// Those that stall a host with calls in flight set BusyAfter to a minute
-// too: a busy host is given no new calls.
-
-// A host that stops reading its socket while tools flood it is closed with
-// 1008 once its queue is full: calls not yet written fail -32003 (and never
-// reach it), calls written fail -32004 may_have_run, and meanwhile another
-// host/tool pair's calls keep completing.
-func TestSlowReaderClosed(t *testing.T) {
-	logs, logger := newLogWatch(t)
-	const queueLimit = 16
-	b := bridgetest.Start(t, &session.Options{Logger: logger, QueueLimit: queueLimit, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute}, &web.Options{Logger: logger})
-
-	startEchoHost(t, b.WSURL, "maya", "m-1", "echo")
-	tool2 := bridgetest.Dial(t, b.WSURL, nil)
-	tool2.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "other"})
-	n2 := 0
-	otherCall := func() {
-		t.Helper()
-		n2++
-		r := tool2.Call(n2, "maya.echo", map[string]any{"n": n2})
-		if res, ok := r["result"].(map[string]any); !ok || res["instance"] != "m-1" {
-			t.Fatalf("the other pair's call %d: %v", n2, r)
-		}
-	}
-
-	stalled := dialRaw(t, b.WSURL, nil)
-	sid := stalled.hello(map[string]any{"app": "stall", "instance": "stall-1", "methods": []string{"work"}})["session"].(string)
-	// From here the stalled host does not read.
-
-	// Tools flood it, each keeping fewer calls in flight than the queue
-	// limit (so that its own replies, which all come at once when the host
-	// is closed, fit its queue). New tools join until the bridge gives up
-	// on the host: at most 40 tools × 12 calls × 64 KiB = 30 MiB.
-	const perTool, maxTools = 12, 40
-	pad := strings.Repeat("x", 64<<10)
-	var tools []*bridgetest.Peer
-	sent := map[string]bool{}
-	for i := 0; i < maxTools && logs.count("slow reader closed", "session", sid) == 0; i++ {
-		tool := bridgetest.Dial(t, b.WSURL, nil)
-		tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": fmt.Sprintf("flood-%d", i)})
-		for j := range perTool {
-			id := fmt.Sprintf("t%d-%d", i, j)
-			tool.Send(map[string]any{"jsonrpc": "2.0", "id": id, "method": "stall.work", "params": map[string]any{"seq": id, "pad": pad},
-				"meta": map[string]any{"wait_ms": 300}})
-			sent[id] = true
-		}
-		// A tool's messages are handled in order: once the ping is
-		// answered, its calls have been routed to the stalled host.
-		if r := tool.Call("sync", "bridge.ping", nil); r["result"] == nil {
-			t.Fatalf("ping: %v", r)
-		}
-		tools = append(tools, tool)
-		otherCall()
-	}
-	logs.wait(t, 10*time.Second, "slow reader closed", "session", sid)
-
-	// The stalled host's writer is blocked on its full socket; others go on.
-	for range 20 {
-		otherCall()
-	}
-
-	// The host reads again: it gets what had been written, then 1008.
-	got := map[string]bool{}
-	var end error
-	for range len(sent) + 10 {
-		m, err := stalled.read(10 * time.Second)
-		if err != nil {
-			end = err
-			break
-		}
-		if m["method"] == "work" {
-			got[m["params"].(map[string]any)["seq"].(string)] = true
-		}
-	}
-	if ce := closeError(end); ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, "slow reader") {
-		t.Fatalf("the stalled host's connection ended with %v, want 1008 slow reader", end)
-	}
-
-	// Calls made after the bridge gave up on the host are not sent to it: it
-	// is no longer healthy, so they wait for another instance (-32001).
-	n1, n3, n4 := 0, 0, 0
-	for _, tool := range tools {
-		for range perTool {
-			r := tool.Expect(10*time.Second, func(m map[string]any) bool { _, ok := m["id"].(string); return ok && m["method"] == nil })
-			id := r["id"].(string)
-			if !sent[id] {
-				t.Fatalf("reply to an unknown id: %v", r)
-			}
-			delete(sent, id)
-			code, data := rpcError(t, r)
-			if code == -32001 && !got[id] && data["app"] == "stall" && data["method"] == "stall.work" {
-				n1++
-				continue
-			}
-			if data["app"] != "stall" || data["method"] != "stall.work" || data["instance"] != "stall-1" {
-				t.Errorf("call %s: error data %v does not name the app, method and instance", id, data)
-			}
-			switch code {
-			case -32003:
-				n3++
-				if got[id] {
-					t.Errorf("call %s reached the host but failed -32003 (not delivered)", id)
-				}
-			case -32004:
-				n4++
-				if data["may_have_run"] != true {
-					t.Errorf("call %s: -32004 without may_have_run: %v", id, r)
-				}
-			default:
-				t.Errorf("call %s: %v, want -32003 or -32004 (or -32001 if never sent)", id, r)
-			}
-			if got[id] && code != -32004 {
-				t.Errorf("call %s reached the host but failed %d, want -32004 may_have_run", id, code)
-			}
-		}
-	}
-	if n3 == 0 || n4 < len(got) {
-		t.Errorf("-32003: %d, -32004: %d, delivered to the host: %d", n3, n4, len(got))
-	}
-	t.Logf("%d tools flooded; the host got %d calls before 1008; %d failed -32003, %d failed -32004, %d waited -32001", len(tools), len(got), n3, n4, n1)
-
-	logs.wait(t, 5*time.Second, "session ended", "session", sid, "close_code", "1008")
-	for _, s := range tool2.Call("s", "bridge.sessions", nil)["result"].([]any) {
-		if s := s.(map[string]any); s["app"] == "stall" && (s["state"] != "reconnecting" || s["parked"] != 0.0) {
-			t.Fatalf("the slow reader is listed as %v with %v parked, want reconnecting with none (it does not replay)", s["state"], s["parked"])
-		}
-	}
-	otherCall()
-}
-
-// Events that do not fit a subscriber's queue are dropped and counted,
-// never a reason to close it.
-func TestEventsToFullQueueDropped(t *testing.T) {
-	logs, logger := newLogWatch(t)
-	b := bridgetest.Start(t, &session.Options{Logger: logger, QueueLimit: 16, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute}, &web.Options{Logger: logger})
-	sub := dialRaw(t, b.WSURL, nil)
-	sid := sub.hello(map[string]any{"app": "photoshop", "instance": "ps-1"})["session"].(string)
-	if r := sub.call("sub", "bridge.subscribe", map[string]any{"topics": []string{"news.*"}}); r["result"] == nil {
-		t.Fatalf("subscribe: %v", r)
-	}
-	// From here the subscriber does not read.
-	pub := bridgetest.Dial(t, b.WSURL, nil)
-	pub.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
-
-	pad := strings.Repeat("y", 64<<10)
-	publish := func(i int) float64 {
-		t.Helper()
-		r := pub.Call(i, "bridge.publish", map[string]any{"topic": "news.flash", "data": map[string]any{"i": i, "pad": pad}})
-		res, ok := r["result"].(map[string]any)
-		if !ok {
-			t.Fatalf("publish %d: %v", i, r)
-		}
-		return res["delivered"].(float64)
-	}
-	published, delivered := 0, 0
-	for published < 2000 { // 2000 × 64 KiB = 125 MiB at most; far beyond loopback buffers
-		d := publish(published)
-		published++
-		if d == 0 {
-			break
-		}
-		delivered++
-	}
-	if delivered == published {
-		t.Fatalf("all %d events were delivered to a subscriber that does not read", published)
-	}
-	for range 20 {
-		if publish(published) != 0 {
-			t.Fatalf("event %d delivered to a subscriber whose queue is full", published)
-		}
-		published++
-	}
-
-	list := pub.Call("s", "bridge.sessions", map[string]any{"app": "photoshop"})["result"].([]any)
-	if len(list) != 1 || list[0].(map[string]any)["dropped_events"].(float64) < 21 {
-		t.Fatalf("the subscriber in bridge.sessions: %v", list)
-	}
-	if n := logs.count("slow reader closed", "session", sid); n != 0 {
-		t.Fatalf("a subscriber was closed as a slow reader for events")
-	}
-
-	// It reads again: it gets the events that fitted, then its own reply.
-	sub.send(`{"jsonrpc":"2.0","id":"after","method":"bridge.ping"}`)
-	events := 0
-	for range published + 10 {
-		m, err := sub.read(10 * time.Second)
-		if err != nil {
-			t.Fatalf("subscriber after %d events: %v", events, err)
-		}
-		if m["method"] == "bridge.event" {
-			events++
-			continue
-		}
-		if m["id"] != "after" || m["result"] == nil {
-			t.Fatalf("subscriber got %v", m)
-		}
-		break
-	}
-	if events != delivered {
-		t.Fatalf("subscriber got %d events, publish said %d were delivered", events, delivered)
-	}
-}
+// Limits over real sockets: --max-sessions refuses a connection with 1013
+// at the websocket, and no goroutine is left once many real sessions have
+// come and gone.
 
 func TestMaxSessions(t *testing.T) {
 	logs, logger := newLogWatch(t)
@@ -263,87 +62,106 @@ func TestMaxSessions(t *testing.T) {
 	sixth.Hello(map[string]any{"app": "blender", "instance": "b-6"})
 }
 
-// A replaced connection that was stalled (its socket full, calls queued
-// behind) and then drains must not be written the calls that moved to the
-// new connection: each call is either written to the old connection (and
-// fails -32004) or delivered to the new one, never both, never neither.
-func TestHelloReplacesStalledInstance(t *testing.T) {
+// 200 sessions connect, say hello, call, and leave (cleanly, abruptly, or
+// with a call still in flight); once the bridge is shut down no goroutine
+// is left.
+func TestNoGoroutinesLeftAfterSessions(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
 	logs, logger := newLogWatch(t)
-	b := bridgetest.Start(t, &session.Options{Logger: logger, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute}, &web.Options{Logger: logger})
-	tool := bridgetest.Dial(t, b.WSURL, nil)
-	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
-	old := dialRaw(t, b.WSURL, nil)
-	oldID := old.hello(map[string]any{"app": "photoshop", "instance": "ps-1", "methods": []string{"work"}})["session"].(string)
+	b := bridgetest.Start(t, &session.Options{Logger: logger, ResumeWait: time.Millisecond}, &web.Options{Logger: logger})
+	host := startEchoHost(t, b.WSURL, "houdini", "h-1", "echo", "hang")
 
-	// Fill the old connection's socket and queue: it does not read now.
-	// Loopback buffers hold at most a few MiB (tcp_wmem's 4 MiB cap plus
-	// the receiver's window); 40 × 256 KiB is 10 MiB.
-	const calls, size = 40, 256 << 10
-	pad := strings.Repeat("x", size)
-	for i := range calls {
-		tool.Send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"photoshop.work","params":{"seq":%d,"pad":%q}}`, i, i, pad))
-	}
-	// The tool's frames are handled in order: once this reply is back,
-	// every call has been assigned to the old connection.
-	if got := tool.Call("s", "bridge.sessions", map[string]any{"app": "photoshop"})["result"].([]any); got[0].(map[string]any)["in_flight"] != float64(calls) {
-		t.Fatalf("in flight to the old connection: %v", got)
-	}
-
-	startEchoHost(t, b.WSURL, "photoshop", "ps-1", "work") // the new connection
-	logs.wait(t, 5*time.Second, "session replaced by a new connection of the same instance", "instance", "ps-1")
-
-	// The old connection, its writer blocked and its close frame not yet
-	// written, says hello again and calls. It has left the registry, so
-	// both are dropped: a stale hello must not replace the live connection.
-	old.send(`{"jsonrpc":"2.0","id":"again","method":"bridge.hello","params":{"app":"photoshop","instance":"ps-1","methods":["work"]}}`)
-	old.send(`{"jsonrpc":"2.0","id":"ping","method":"bridge.ping"}`)
-	logs.waitN(t, 5*time.Second, 2, "message dropped: the session has left the registry", "session", oldID)
-	if n := logs.count("session replaced by a new connection of the same instance"); n != 1 {
-		t.Fatalf("%d replacements, want 1", n)
-	}
-
-	// The old connection wakes up and drains its socket.
-	oldGot := map[int]bool{}
-	var end error
-	for range calls + 10 {
-		m, err := old.read(10 * time.Second)
-		if err != nil {
-			end = err
-			break
-		}
-		if m["method"] == "work" {
-			oldGot[int(m["params"].(map[string]any)["seq"].(float64))] = true
-		}
-	}
-	if ce := closeError(end); ce.Code != 4001 {
-		t.Fatalf("old connection ended with %v, want close 4001", end)
-	}
-
-	moved, failed := 0, 0
-	for range calls {
-		r := tool.Expect(10*time.Second, func(m map[string]any) bool { _, isNum := m["id"].(float64); return isNum })
-		seq := int(r["id"].(float64))
-		if res, ok := r["result"].(map[string]any); ok {
-			if oldGot[seq] {
-				t.Errorf("call %d ran on both connections", seq)
+	const sessions, workers = 200, 8
+	errs := make(chan error, sessions)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < sessions; i += workers {
+				if err := briefSession(b.WSURL, i); err != nil {
+					errs <- fmt.Errorf("session %d: %w", i, err)
+				}
 			}
-			if res["instance"] != "ps-1" {
-				t.Errorf("call %d answered by %v", seq, res)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	logs.waitN(t, 10*time.Second, sessions, "session ended", "app", "pipeline")
+	// Tools that dropped without a close frame wait ResumeWait (1 ms here)
+	// for their instance; after that, only the host is left.
+	logs.waitN(t, 10*time.Second, sessions, "session left", "app", "pipeline")
+	if st := b.Router.Stats(); st.Sessions != 1 {
+		t.Fatalf("sessions after all tools left: %d, want 1 (the host)", st.Sessions)
+	}
+
+	host.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Router.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Web.Close()
+	b.Server.Close()
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, ignore)
+}
+
+// briefSession is one short-lived tool: hello, one routed call, then it
+// leaves one of four ways.
+func briefSession(url string, i int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.CloseNow()
+	call := func(id, method string) error {
+		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":%q,"params":{"i":%d}}`, id, method, i)
+		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			return err
+		}
+		for range 100 {
+			_, b, err := conn.Read(ctx)
+			if err != nil {
+				return err
 			}
-			moved++
-			continue
+			var m struct {
+				ID     string          `json:"id"`
+				Result json.RawMessage `json:"result"`
+			}
+			if json.Unmarshal(b, &m) == nil && m.ID == id {
+				if m.Result == nil {
+					return fmt.Errorf("%s: %s", method, b)
+				}
+				return nil
+			}
 		}
-		code, data := rpcError(t, r)
-		if code != -32004 || data["may_have_run"] != true {
-			t.Errorf("call %d: %v, want a result or -32004 may_have_run", seq, r)
+		return fmt.Errorf("no reply to %s", method)
+	}
+	hello := fmt.Sprintf(`{"jsonrpc":"2.0","id":"hello","method":"bridge.hello","params":{"app":"pipeline","kind":"tool","instance":"brief-%d"}}`, i)
+	if err := conn.Write(ctx, websocket.MessageText, []byte(hello)); err != nil {
+		return err
+	}
+	if _, _, err := conn.Read(ctx); err != nil {
+		return err
+	}
+	if err := call("c", "houdini.echo"); err != nil {
+		return err
+	}
+	if i%4 >= 2 { // leave a call in flight: the bridge cancels it at the host
+		msg := `{"jsonrpc":"2.0","id":"h","method":"houdini.hang"}`
+		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			return err
 		}
-		failed++
+		if err := call("p", "bridge.ping"); err != nil { // the hang call is routed by now
+			return err
+		}
 	}
-	if failed < len(oldGot) {
-		t.Errorf("the old connection got %d calls but only %d failed -32004", len(oldGot), failed)
+	if i%2 == 0 {
+		return conn.Close(websocket.StatusNormalClosure, "")
 	}
-	if moved == 0 {
-		t.Errorf("no call moved to the new connection (old got %d, failed %d)", len(oldGot), failed)
-	}
-	t.Logf("old connection got %d calls; %d failed -32004, %d moved to the new connection", len(oldGot), failed, moved)
+	return conn.CloseNow()
 }

@@ -122,8 +122,8 @@ func (h *dedupeHost) run(fid string, params map[string]any) map[string]any {
 // resumed with one pending call, gets that call again right after the hello
 // result with the same forwarded id and attempt 2, answers it from its
 // cache, and the tool gets the result. No call is lost, none runs twice.
-// Every other cycle the host reconnects before the bridge has noticed the
-// drop, so the new hello replaces a connection the bridge still thinks
+// Every other cycle the host says hello again before its old connection
+// drops, so the new hello replaces a connection the bridge still thinks
 // live; the others wait until it is reconnecting.
 func TestResumeDropCyclesRunOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -144,13 +144,20 @@ func TestResumeDropCyclesRunOnce(t *testing.T) {
 			tool.Send(map[string]any{"jsonrpc": "2.0", "id": id, "method": "aftereffects.save", "params": map[string]any{"n": i}})
 			fid, params := host.nextCall("save", 1)
 			h.run(fid, params) // it runs; the reply never leaves
-			host.drop()
+			gone := host
 			if i%2 == 0 {
+				gone.drop()
 				b.logs.wait(t, memWait, "session state", "session", sid, "state", "reconnecting")
 			}
 
 			host = b.dial()
 			res := host.helloFirst(hello)
+			if i%2 == 1 { // the new hello came first: the old connection was live
+				if ce := gone.closed(); ce == nil || ce.Code != session.CloseReplaced {
+					t.Fatalf("cycle %d: the replaced connection ended with %v, want 4001", i, ce)
+				}
+				gone.drop()
+			}
 			if res["resumed"] != true || res["pending"] != float64(1) {
 				t.Fatalf("cycle %d: hello result %v, want resumed with 1 pending", i, res)
 			}
@@ -263,5 +270,40 @@ func TestResumeNonReplayHostFailsAtOnce(t *testing.T) {
 			t.Fatalf("after the reconnect: %v", got)
 		}
 		rtQuiet(t, tool)
+	})
+}
+
+// A replay panel back with the same boot but without the method of its
+// parked call (it registers handlers later): the call may have run there,
+// so it fails -32004 may_have_run and never runs on the other instance.
+func TestResumeWithoutTheMethodNeverRunsElsewhere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{ResumeWait: time.Minute})
+		hello := map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b1", "replay": true, "methods": []string{"open"}}
+		host := b.dial()
+		host.helloFirst(hello)
+		other := b.dial()
+		other.helloFirst(map[string]any{"app": "aftereffects", "instance": "ae-2", "methods": []string{"open"}})
+		tool := b.dial()
+		tool.Send(`{"jsonrpc":"2.0","id":"o1","method":"aftereffects.open","meta":{"target":"ae-1"}}`)
+		host.nextCall("open", 1)
+		host.drop()
+		b.logs.wait(t, memWait, "session state", "instance", "ae-1", "state", "reconnecting")
+		wantState(t, tool, "aftereffects", "ae-1", "reconnecting", 0, 1)
+
+		back := b.dial()
+		res := back.helloFirst(map[string]any{"app": "aftereffects", "instance": "ae-1", "boot": "b1", "replay": true})
+		if res["resumed"] != true {
+			t.Fatalf("hello: %v", res)
+		}
+		code, data := rpcError(t, reply(t, tool, "o1"))
+		if code != -32004 || data["may_have_run"] != true || data["instance"] != "ae-1" {
+			t.Fatalf("got %d %v, want -32004 may_have_run naming ae-1", code, data)
+		}
+		tool.Send(`{"jsonrpc":"2.0","id":"p","method":"bridge.ping"}`)
+		reply(t, tool, "p")
+		if m, err := other.read(50 * time.Millisecond); err == nil {
+			t.Fatalf("the other instance got %v; the call must not run twice", m)
+		}
 	})
 }

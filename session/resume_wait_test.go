@@ -50,10 +50,9 @@ func TestResumeWaitExpiryVersusCallTimeout(t *testing.T) {
 
 	t.Run("resume wait runs out", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := startPipeBridge(t, session.Options{ResumeWait: 30 * time.Second})
-			defer b.close()
-			tool, _ := b.dial(toolHello)
-			host, _ := b.dial(hostHello)
+			b := startMem(t, session.Options{ResumeWait: 30 * time.Second})
+			tool, _ := b.join(toolHello)
+			host, _ := b.join(hostHello)
 			tool.send(map[string]any{"jsonrpc": "2.0", "id": "save", "method": "aftereffects.save"})
 			if m := host.next(); m["method"] != "save" {
 				t.Fatalf("host got %v", m)
@@ -85,10 +84,9 @@ func TestResumeWaitExpiryVersusCallTimeout(t *testing.T) {
 
 	t.Run("call timeout runs out first", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := startPipeBridge(t, session.Options{ResumeWait: 30 * time.Second})
-			defer b.close()
-			tool, _ := b.dial(toolHello)
-			host, _ := b.dial(hostHello)
+			b := startMem(t, session.Options{ResumeWait: 30 * time.Second})
+			tool, _ := b.join(toolHello)
+			host, _ := b.join(hostHello)
 			tool.send(map[string]any{"jsonrpc": "2.0", "id": "save", "method": "aftereffects.save", "meta": map[string]any{"timeout_ms": 10000}})
 			sent := time.Now()
 			m := host.next()
@@ -113,9 +111,9 @@ func TestResumeWaitExpiryVersusCallTimeout(t *testing.T) {
 
 			// Back with the same boot within the resume wait: nothing to
 			// re-send, but the host is told the timed-out call is
-			// cancelled (DESIGN §3.4); then it gets a new call.
+			// cancelled; then it gets a new call.
 			time.Sleep(time.Second)
-			host, res := b.dial(hostHello)
+			host, res := b.join(hostHello)
 			if res["resumed"] != true || res["pending"] != float64(0) {
 				t.Fatalf("hello after the timeout: %v", res)
 			}
@@ -131,10 +129,9 @@ func TestResumeWaitExpiryVersusCallTimeout(t *testing.T) {
 
 	t.Run("replay caller does not come back", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := startPipeBridge(t, session.Options{ResumeWait: 30 * time.Second})
-			defer b.close()
-			host, _ := b.dial(hostHello)
-			tool, _ := b.dial(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "boot": "t-1", "replay": true})
+			b := startMem(t, session.Options{ResumeWait: 30 * time.Second})
+			host, _ := b.join(hostHello)
+			tool, _ := b.join(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "boot": "t-1", "replay": true})
 			tool.send(map[string]any{"jsonrpc": "2.0", "id": "save", "method": "aftereffects.save"})
 			m := host.next()
 			tool.drop()
