@@ -11,6 +11,7 @@ import (
 
 // A host that sends nothing for BusyAfter while it has a call is busy:
 // routed around until it speaks again.
+// In memory (mem_test.go), in synctest bubbles.
 
 // Instance A gets a long call and sends nothing for BusyAfter: it is busy
 // (bridge.sessions and a session.state event say so), untargeted calls go

@@ -8,6 +8,7 @@ import (
 )
 
 // $/cancelRequest and $/progress between a caller and its callee.
+// In memory (mem_test.go), in synctest bubbles.
 
 func TestRoutingCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 )
 
 // bridge.context: a context pushed to an app's hosts, stored, and read back.
+// In memory (mem_test.go), in synctest bubbles.
 
 func TestRoutingContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 )
 
 // Events (subscribe, publish, session.*) and bridge.sessions.
+// In memory (mem_test.go), in synctest bubbles.
 
 func TestRoutingEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -177,43 +177,10 @@ func (p *pipePeer) next() map[string]any {
 	}
 }
 
-// arrived returns the message that has arrived, without letting fake time
-// pass; call it after synctest.Wait.
-func (p *pipePeer) arrived() map[string]any {
-	p.t.Helper()
-	select {
-	case m := <-p.in:
-		return m
-	default:
-		p.t.Fatalf("at %v: nothing has arrived", time.Now().Format("15:04:05.000"))
-		return nil
-	}
-}
-
-// none requires that nothing has arrived; call it after synctest.Wait.
-func (p *pipePeer) none() {
-	p.t.Helper()
-	select {
-	case m := <-p.in:
-		p.t.Fatalf("at %v: unexpected %v", time.Now().Format("15:04:05.000"), m)
-	default:
-	}
-}
-
 // drop cuts the connection without a close frame and waits for the reader.
 func (p *pipePeer) drop() {
 	_ = p.conn.CloseNow()
 	<-p.done
-}
-
-// stateOf returns the router's view of instance, or nil.
-func (b *pipeBridge) stateOf(instance string) *session.SessionInfo {
-	for _, s := range b.r.Sessions() {
-		if s.Instance == instance {
-			return &s
-		}
-	}
-	return nil
 }
 
 // sleepUntil advances fake time to at and lets the bubble settle.

@@ -13,6 +13,7 @@ import (
 // A replay host that drops comes back: same-boot resume re-sends its calls
 // with the same forwarded id, a new boot or a non-replay host is told
 // -32004 may_have_run.
+// In memory (mem_test.go), in synctest bubbles.
 
 // replies reads p's messages until it has the replies to every id (in any
 // order; requests and events in between are skipped) and returns them by id.

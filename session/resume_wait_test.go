@@ -16,6 +16,7 @@ import (
 // While a peer is away: calls parked and shown, the resume wait against
 // a call's own timeout, replies held for a replay caller, a call made
 // before its panel has connected.
+// In memory (mem_test.go), in synctest bubbles.
 
 // A call made before the panel has connected waits (meta.wait_ms) and goes
 // through when the panel says hello.

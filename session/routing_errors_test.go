@@ -11,6 +11,7 @@ import (
 
 // Calls that cannot be routed (yet): waiting for a session, -32001,
 // -32601, timeouts, peers that leave, requests that must be notifications.
+// In memory (mem_test.go), in synctest bubbles.
 
 func TestRoutingWaitAndNotFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 // Many tools keep many calls outstanding to one host at once: every reply
 // reaches the tool that made the call, answering exactly that call.
+// In memory (mem_test.go), in synctest bubbles.
 
 func TestRoutingManyToolsManyCalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 // Routing between peers: who gets a call, and the exact frames the callee
 // and the caller see.
+// In memory (mem_test.go), in synctest bubbles.
 
 // Calls in every direction (tool to host, panel to tool, tool to tool) and
 // a notification: the callee gets exactly the frame with the method by the
