@@ -1,7 +1,7 @@
 // Package rpc is the JSON-RPC 2.0 wire of the bridge: message envelopes,
 // strict decoding (batches, parse errors, exact ids), encoding of replies and
-// forwarded requests, error codes, and a message stream over one websocket.
-// It knows nothing about sessions or routing.
+// forwarded requests, and error codes. It knows nothing about sessions or
+// routing, and imports only the standard library.
 //
 // # Where sourcegraph/jsonrpc2 is used, and where it is not
 //
@@ -13,8 +13,9 @@
 // bytes, and keeps params, results and errors as raw bytes so the router
 // forwards them untouched.
 //
-// The library is used for what it does well: the error codes (the Code*
-// constants below are its constants), and the Go client side — [NewObjectStream]
-// adapts a coder/websocket connection to a jsonrpc2.ObjectStream for the
-// `bridge call` command, outbound adapters and test peers.
+// The library is used, outside this package, for what it does well: the Go
+// client side. The bridge command's client subcommands (`bridge call`,
+// `bridge sessions`) run a jsonrpc2.Conn over a coder/websocket connection,
+// through an adapter of their own (cmd/bridge/stream.go). The first five
+// Code* constants have the library's values, which are the specification's.
 package rpc

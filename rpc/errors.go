@@ -3,18 +3,16 @@ package rpc
 import (
 	"encoding/json"
 	"fmt"
-
-	"github.com/sourcegraph/jsonrpc2"
 )
 
 // Error codes. The first five are the specification's (and jsonrpc2's); the
 // rest are the bridge's own, in the server range (docs/protocol.md, Errors).
 const (
-	CodeParseError     int64 = jsonrpc2.CodeParseError     // -32700
-	CodeInvalidRequest int64 = jsonrpc2.CodeInvalidRequest // -32600
-	CodeMethodNotFound int64 = jsonrpc2.CodeMethodNotFound // -32601
-	CodeInvalidParams  int64 = jsonrpc2.CodeInvalidParams  // -32602
-	CodeInternalError  int64 = jsonrpc2.CodeInternalError  // -32603
+	CodeParseError     int64 = -32700
+	CodeInvalidRequest int64 = -32600
+	CodeMethodNotFound int64 = -32601
+	CodeInvalidParams  int64 = -32602
+	CodeInternalError  int64 = -32603
 
 	CodeNoSession    int64 = -32001 // no healthy session offers the method
 	CodeTimeout      int64 = -32002 // the call's timeout ran out

@@ -130,7 +130,7 @@ func callCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// meta returns the routing hints the flags ask for (DESIGN §3.3).
+// meta returns the routing hints the flags ask for (meta.target, timeout_ms, wait_ms, idempotent).
 func (cfg *callConfig) meta() (map[string]any, error) {
 	meta := map[string]any{}
 	if cfg.target != "" {

@@ -16,8 +16,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/sourcegraph/jsonrpc2"
-
-	"github.com/dccbridge/dccbridge/rpc"
 )
 
 // Limits of the client subcommands.
@@ -218,7 +216,7 @@ func dialBridge(ctx context.Context, c *common, h jsonrpc2.Handler, warn io.Writ
 	// Ending wsCtx drops the connection at once: coder/websocket closes a
 	// connection whose read context ends.
 	wsCtx, drop := context.WithCancel(context.Background())
-	stream := &recordingStream{ObjectStream: rpc.NewObjectStream(wsCtx, ws, 10*time.Second)}
+	stream := &recordingStream{objectStream: newObjectStream(wsCtx, ws, 10*time.Second)}
 	opts = append([]jsonrpc2.ConnOpt{jsonrpc2.SetLogger(log.New(io.Discard, "", 0))}, opts...)
 	conn := jsonrpc2.NewConn(context.Background(), stream, h, opts...)
 	return &bridgeConn{Conn: conn, drop: drop, stream: stream, addr: addr, defaultRefused: refused}, nil
@@ -310,17 +308,17 @@ func (b *bridgeConn) Close() {
 	b.drop()
 }
 
-// recordingStream is an rpc.ObjectStream that keeps the error that ended
+// recordingStream is an objectStream that keeps the error that ended
 // its reads, so a client can say why the connection ended.
 type recordingStream struct {
-	*rpc.ObjectStream
+	*objectStream
 	mu  sync.Mutex
 	err error
 }
 
 // ReadObject implements jsonrpc2.ObjectStream.
 func (s *recordingStream) ReadObject(v any) error {
-	err := s.ObjectStream.ReadObject(v)
+	err := s.objectStream.ReadObject(v)
 	if err != nil {
 		s.mu.Lock()
 		if s.err == nil {

@@ -126,7 +126,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
+		if isAddrInUse(err) {
 			return fmt.Errorf("%s is in use: is another bridge running? (`bridge health --addr %s` checks; --addr picks another port)", addr, addr)
 		}
 		return err

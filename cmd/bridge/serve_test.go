@@ -32,17 +32,20 @@ func TestServeRefusesWildcardWithoutToken(t *testing.T) {
 	expect(t, r, r.code, "refusing to listen on 0.0.0.0", "without a token", "--token")
 }
 
+// TestServePortInUse: serve on a port something already listens on exits 1
+// with the hint (on every OS: isAddrInUse knows each one's errno).
 func TestServePortInUse(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	r := runCLI(t, nil, "", "serve", "--addr", ln.Addr().String())
+	addr := ln.Addr().String()
+	r := runCLI(t, nil, "", "serve", "--addr", addr)
 	if r.code == exitOK {
 		t.Fatalf("serve on a port in use: %v", r)
 	}
-	expect(t, r, r.code, ln.Addr().String()+" is in use", "another bridge", "--addr")
+	expect(t, r, exitRPCError, addr+" is in use: is another bridge running?", "bridge health --addr "+addr, "--addr picks another port")
 }
 
 // TestServeEmptyHostIsLoopback: --addr :PORT listens on 127.0.0.1 only.

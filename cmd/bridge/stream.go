@@ -1,4 +1,4 @@
-package rpc
+package main
 
 import (
 	"context"
@@ -9,31 +9,32 @@ import (
 	"github.com/coder/websocket"
 )
 
-// ObjectStream carries one JSON-RPC message per websocket text message. It
-// implements jsonrpc2.ObjectStream, so a github.com/sourcegraph/jsonrpc2
-// Conn (the Go client side: `bridge call`, adapters, test peers) can run over
-// a coder/websocket connection. ReadObject skips messages it cannot decode
-// instead of failing, so one bad message does not end the connection.
+// objectStream carries one JSON-RPC message per websocket text message. It
+// implements jsonrpc2.ObjectStream, so the github.com/sourcegraph/jsonrpc2
+// Conn of the client subcommands (dialBridge: `bridge call`, `bridge
+// sessions`) runs over a coder/websocket connection. ReadObject skips
+// messages it cannot decode instead of failing, so one bad message does not
+// end the connection.
 //
 // As jsonrpc2 requires, ReadObject is called from one goroutine and
 // WriteObject may be called from many (coder/websocket serializes writes).
-type ObjectStream struct {
+type objectStream struct {
 	conn         *websocket.Conn
 	ctx          context.Context
 	writeTimeout time.Duration
 }
 
-// NewObjectStream returns a stream over conn. ctx bounds the whole
+// newObjectStream returns a stream over conn. ctx bounds the whole
 // connection (reads and writes); writeTimeout bounds each write (0: 10 s).
-func NewObjectStream(ctx context.Context, conn *websocket.Conn, writeTimeout time.Duration) *ObjectStream {
+func newObjectStream(ctx context.Context, conn *websocket.Conn, writeTimeout time.Duration) *objectStream {
 	if writeTimeout <= 0 {
 		writeTimeout = 10 * time.Second
 	}
-	return &ObjectStream{conn: conn, ctx: ctx, writeTimeout: writeTimeout}
+	return &objectStream{conn: conn, ctx: ctx, writeTimeout: writeTimeout}
 }
 
 // WriteObject encodes obj as JSON and writes it as one text message.
-func (s *ObjectStream) WriteObject(obj any) error {
+func (s *objectStream) WriteObject(obj any) error {
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return err
@@ -45,7 +46,7 @@ func (s *ObjectStream) WriteObject(obj any) error {
 
 // ReadObject reads the next text message that decodes into v, a non-nil
 // pointer. A message that fails to decode leaves v untouched.
-func (s *ObjectStream) ReadObject(v any) error {
+func (s *objectStream) ReadObject(v any) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return &json.InvalidUnmarshalError{Type: reflect.TypeOf(v)}
@@ -71,6 +72,6 @@ func (s *ObjectStream) ReadObject(v any) error {
 }
 
 // Close closes the websocket with a normal closure.
-func (s *ObjectStream) Close() error {
+func (s *objectStream) Close() error {
 	return s.conn.Close(websocket.StatusNormalClosure, "")
 }

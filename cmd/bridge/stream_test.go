@@ -1,4 +1,4 @@
-package rpc_test
+package main
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
-const readLimit = 1 << 20
+const streamReadLimit = 1 << 20
 
 // serveWS starts a websocket server on 127.0.0.1 that runs handle for each
 // connection, and returns its ws:// URL. Cleanup waits for the handlers.
@@ -35,7 +35,7 @@ func serveWS(t *testing.T, handle func(ctx context.Context, c *websocket.Conn)) 
 			return
 		}
 		defer c.CloseNow()
-		c.SetReadLimit(readLimit)
+		c.SetReadLimit(streamReadLimit)
 		handle(ctx, c)
 	}))
 	t.Cleanup(func() {
@@ -47,15 +47,15 @@ func serveWS(t *testing.T, handle func(ctx context.Context, c *websocket.Conn)) 
 }
 
 // dialJSONRPC connects a sourcegraph/jsonrpc2 Conn to url over an
-// ObjectStream.
+// objectStream.
 func dialJSONRPC(t *testing.T, ctx context.Context, url string, h jsonrpc2.Handler) *jsonrpc2.Conn {
 	t.Helper()
 	c, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadLimit(readLimit)
-	jc := jsonrpc2.NewConn(ctx, rpc.NewObjectStream(ctx, c, 5*time.Second), h)
+	c.SetReadLimit(streamReadLimit)
+	jc := jsonrpc2.NewConn(ctx, newObjectStream(ctx, c, 5*time.Second), h)
 	t.Cleanup(func() {
 		jc.Close()
 		<-jc.DisconnectNotify()
@@ -209,5 +209,27 @@ func TestObjectStreamServerClose(t *testing.T) {
 	case <-jc.DisconnectNotify():
 	case <-ctx.Done():
 		t.Fatal("DisconnectNotify did not fire")
+	}
+}
+
+// TestRPCCodesAreJSONRPC2s: rpc spells the specification's five codes as
+// numbers (it imports only the standard library); they are the ones
+// jsonrpc2 gives the client side, which compares them (call.go).
+func TestRPCCodesAreJSONRPC2s(t *testing.T) {
+	cases := []struct {
+		name     string
+		rpc      int64
+		jsonrpc2 int64
+	}{
+		{"parse error", rpc.CodeParseError, jsonrpc2.CodeParseError},
+		{"invalid request", rpc.CodeInvalidRequest, jsonrpc2.CodeInvalidRequest},
+		{"method not found", rpc.CodeMethodNotFound, jsonrpc2.CodeMethodNotFound},
+		{"invalid params", rpc.CodeInvalidParams, jsonrpc2.CodeInvalidParams},
+		{"internal error", rpc.CodeInternalError, jsonrpc2.CodeInternalError},
+	}
+	for _, c := range cases {
+		if c.rpc != c.jsonrpc2 {
+			t.Errorf("%s: rpc %d, jsonrpc2 %d", c.name, c.rpc, c.jsonrpc2)
+		}
 	}
 }
