@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -264,7 +263,7 @@ func describeDialError(addr string, err error, resp *http.Response, source int) 
 	}
 	var hint string
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case isConnRefused(err):
 		hint = "nothing is listening there: is the bridge running? Start it with `bridge serve`, or point --addr / BRIDGE_ADDR at it"
 	case errors.Is(err, context.DeadlineExceeded):
 		hint = fmt.Sprintf("no answer within %v: is the bridge running, and is %s the right address?", dialTimeout, addr)

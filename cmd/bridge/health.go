@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -61,7 +60,7 @@ func healthCmd(args []string, stdout, stderr io.Writer) int {
 func describeHealthError(addr string, timeout time.Duration, err error) error {
 	var ne net.Error
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case isConnRefused(err):
 		return unreachableError("cannot reach the bridge at %s: connection refused\nnothing is listening there: is the bridge running? Start it with `bridge serve`, or point --addr / BRIDGE_ADDR at it", addr)
 	case errors.As(err, &ne) && ne.Timeout():
 		return unreachableError("the bridge at %s did not answer within %v", addr, timeout)

@@ -72,3 +72,38 @@ func TestIsAddrInUseListen(t *testing.T) {
 		t.Fatalf("isAddrInUse(%#v) = false for a second listen on %s: %v", err, ln.Addr(), err)
 	}
 }
+
+// TestIsConnRefused: the platform's errno for a refused dial is the one
+// Windows (Winsock's WSAECONNREFUSED) or the others use, a real dial to a
+// closed port on this machine is recognised, and other dial errors are not.
+func TestIsConnRefused(t *testing.T) {
+	want := syscall.ECONNREFUSED
+	if runtime.GOOS == "windows" {
+		want = syscall.Errno(10061) // WSAECONNREFUSED
+	}
+	if connRefused != want {
+		t.Fatalf("on %s connRefused = %d, want %d", runtime.GOOS, uintptr(connRefused), uintptr(want))
+	}
+	dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: connRefused}}
+	if !isConnRefused(fmt.Errorf("dial: %w", dialErr)) {
+		t.Errorf("isConnRefused(%v) = false", dialErr)
+	}
+	if isConnRefused(&net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: addrInUse}}) {
+		t.Error("isConnRefused of an address-in-use error = true")
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conn, err := net.Dial("tcp", addr)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("a dial to %s, just closed, succeeded", addr)
+	}
+	if !isConnRefused(err) {
+		t.Fatalf("isConnRefused(%v) = false for a dial to a closed port", err)
+	}
+}
