@@ -65,7 +65,7 @@ func (w *watched) firings() (fired []time.Duration) {
 }
 
 // sleepUntil sleeps until d after start.
-func (w *watched) sleepUntil(d time.Duration) { time.Sleep(w.start.Add(d).Sub(time.Now())) }
+func (w *watched) sleepUntil(d time.Duration) { time.Sleep(time.Until(w.start.Add(d))) }
 
 func TestSilenceFires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
