@@ -151,7 +151,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 		}
 		r.logLocked(slog.LevelInfo, msg, "app", app, "instance", p.Instance, "old", old.id, "new", s.id,
 			"old_state", old.state(), "same_boot", old.boot == p.Boot)
-		resumed, pending, afterReply = r.takeOver(old, s)
+		resumed, pending, afterReply = r.takeOver(old, s, methods)
 	}
 	// s takes its identity and offer only now, so that nothing the old
 	// connection had is sent here before the hello result.

@@ -57,8 +57,9 @@ type call struct {
 // call; it reports false when the call was withdrawn and must not be sent.
 func (c *call) markWritten() bool { return c.state.CompareAndSwap(callQueued, callWritten) }
 
-// markWithdrawn takes back a queued call; it reports false when the call
-// has already been written.
+// markWithdrawn takes back a queued call so that it is never written. It
+// reports whether the call is withdrawn (by this or an earlier call), and
+// false when it has already been written.
 func (c *call) markWithdrawn() bool {
 	return c.state.CompareAndSwap(callQueued, callWithdrawn) || c.state.Load() == callWithdrawn
 }

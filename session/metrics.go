@@ -9,7 +9,7 @@ import (
 	"github.com/dccbridge/dccbridge/rpc"
 )
 
-// This file is the bridge's Prometheus metrics (issue 4): the counters a
+// This file is the bridge's Prometheus metrics: the counters a
 // Router keeps as it works (Metrics), and the gauges it reads from its
 // registry at scrape time (Router as a prometheus.Collector).
 //

@@ -177,6 +177,9 @@ func TestEventsOfReplacedAndLeavingSessions(t *testing.T) {
 				if d["state"] != "left" || !strings.Contains(fmt.Sprint(d["reason"]), "replaced") {
 					t.Errorf("session.left of the replaced session: state %v, reason %v; want left, replaced…", d["state"], d["reason"])
 				}
+				if fmt.Sprint(d["methods"]) != "[aftereffects.step]" {
+					t.Errorf("session.left of the replaced session lists methods %v, want what it offered, [aftereffects.step]", d["methods"])
+				}
 				break
 			}
 			if p["topic"] == "session.joined" && d["session"] == secondID {

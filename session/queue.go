@@ -9,9 +9,9 @@ import (
 type frameClass int
 
 const (
-	// classReply is a reply, a forwarded call or a control notification: a
-	// full queue makes the session a slow reader.
-	classReply frameClass = iota
+	// classMustDeliver is a reply, a forwarded call or a control
+	// notification: a full queue makes the session a slow reader.
+	classMustDeliver frameClass = iota
 	// classEvent is a bridge.event: dropped (and counted) once the queue is
 	// half full, never a reason to close the session.
 	classEvent
@@ -21,22 +21,30 @@ const (
 // forwards a call, so the writer can mark it written (or skip it if it was
 // withdrawn while queued); reply is set for a reply owed to the session as
 // a caller, which a replay caller gets again after a reconnect if it was
-// never written.
+// never written; cancel is the forwarded id a $/cancelRequest frame
+// cancels, which an instance that comes back is told again if it was never
+// written.
 type outFrame struct {
-	data  []byte
-	call  *call
-	reply bool
+	data   []byte
+	call   *call
+	reply  bool
+	cancel string
 }
 
 // outQueue is a session's bounded outbound queue. push never blocks; the
 // session's writer is its only consumer. Safe for concurrent use.
+//
+// It ends in one of two ways: flush (write what is queued, then stop: a
+// close the peer should see after its last replies) or close (stop now:
+// what is queued, and what the writer took but had not written, is handed
+// back to the Router to settle).
 type outQueue struct {
 	mu      sync.Mutex
 	frames  []outFrame
 	spare   []outFrame
 	limit   int
-	closed  bool // no more frames are taken
-	flushed bool // the writer should stop once the queue is empty
+	closed  bool // nothing more is written; unwritten frames go back to the Router
+	flushed bool // the writer stops once the queue is empty
 	retired bool // the session left the registry: its call frames are not its own any more
 	wake    chan struct{}
 }
@@ -49,7 +57,7 @@ type pushResult int
 
 const (
 	pushed      pushResult = iota
-	pushDropped            // an event that did not fit, or the queue is closed
+	pushDropped            // an event that did not fit, or the queue is ending
 	pushFull               // the queue is full: the session is a slow reader
 )
 
@@ -80,8 +88,8 @@ func (q *outQueue) signal() {
 }
 
 // take returns every queued frame; the slice is valid until the next take.
-// last reports that the queue was closed or flushed and is now empty, so the
-// writer should stop after writing these frames.
+// last reports that the queue was flushed and is now empty, or closed, so
+// the writer should stop after writing these frames.
 func (q *outQueue) take() (frames []outFrame, last bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -95,18 +103,31 @@ func (q *outQueue) take() (frames []outFrame, last bool) {
 	return frames, q.flushed
 }
 
-// claim reports whether the writer may write f, and marks a call frame's
-// call written. A call frame is written only while the session is in the
-// registry and the call has not been withdrawn: once the session has left
-// (replaced by a new connection, say), its calls may have moved to another
-// session and must not be written here too.
-func (q *outQueue) claim(f outFrame) bool {
-	if f.call == nil {
-		return true
-	}
+// claimResult is what the writer may do with a frame it took.
+type claimResult int
+
+const (
+	claimWrite  claimResult = iota
+	claimSkip               // a call withdrawn while queued, or moved to another session
+	claimClosed             // the queue was closed: write nothing more
+)
+
+// claim tells the writer whether it may write f, and marks a call frame's
+// call written. Nothing is written once the queue is closed, and a call
+// frame only while the session is in the registry and the call has not
+// been withdrawn: once the session has left (replaced by a new
+// connection, say), its calls may have moved to another session and must
+// not be written here too.
+func (q *outQueue) claim(f outFrame) claimResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return !q.retired && f.call.markWritten()
+	switch {
+	case q.closed:
+		return claimClosed
+	case f.call != nil && (q.retired || !f.call.markWritten()):
+		return claimSkip
+	}
+	return claimWrite
 }
 
 // retire makes claim refuse every call frame from now on. Called when the
@@ -119,12 +140,16 @@ func (q *outQueue) retire() {
 }
 
 // giveBack puts frames the writer took but did not write back at the front
-// of the queue, in order, even once it is closed, so that close returns
-// them with the rest.
-func (q *outQueue) giveBack(frames []outFrame) {
+// of the queue, in order; it reports false when the queue is closed, when
+// the caller must hand them to the Router itself.
+func (q *outQueue) giveBack(frames []outFrame) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
 	q.frames = append(slices.Clone(frames), q.frames...)
-	q.mu.Unlock()
+	return true
 }
 
 // flush makes the writer stop once what is queued now has been written.
@@ -135,9 +160,8 @@ func (q *outQueue) flush() {
 	q.signal()
 }
 
-// close discards what is queued and takes nothing more; it returns the
-// discarded frames. Safe to call again: it returns what was given back
-// since.
+// close stops the writer before its next frame and returns what is queued,
+// for the Router to settle. Calling it again returns nothing.
 func (q *outQueue) close() []outFrame {
 	q.mu.Lock()
 	dropped := q.frames

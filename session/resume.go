@@ -3,6 +3,8 @@ package session
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/dccbridge/dccbridge/rpc"
 )
 
 // This file is what happens to calls when a session stalls (busy), when
@@ -79,7 +81,7 @@ func (r *Router) disconnect(s *Session) {
 	s.queue.retire()
 	s.holdUnwritten(s.queue.close())
 	r.settleCallee(s, func(cl *call) bool { return s.replay || cl.idempotent },
-		"dropped, and the call may not be re-sent (the client does not replay and the method is not idempotent),")
+		"dropped (it does not replay and the call is not idempotent, so it is not re-sent)")
 	if !s.replay {
 		r.callerGone(&s.calls)
 	}
@@ -105,6 +107,7 @@ func (r *Router) leave(s *Session, why string) {
 	if s.gone {
 		return
 	}
+	left := r.info(s) // before it offers nothing
 	r.registry.remove(s)
 	s.gone, s.reconnecting, s.busy = true, false, false
 	s.quiet.Stop()
@@ -115,43 +118,48 @@ func (r *Router) leave(s *Session, why string) {
 	s.held = nil
 	if s.helloed {
 		r.logLocked(slog.LevelInfo, "session left", "session", s.id, "app", s.app, "instance", s.instance, "why", why)
-		r.announceLeft(s, why)
+		r.announceLeft(left, why)
 	}
 }
 
-// announceLeft publishes session.left for s, saying why; r.mu is held.
-func (r *Router) announceLeft(s *Session, why string) {
-	info := r.info(s)
-	info.Reason = why
+// announceLeft publishes session.left for a session described by info (as
+// it was before it left), saying why; r.mu is held.
+func (r *Router) announceLeft(info SessionInfo, why string) {
+	info.State, info.Reason = StateLeft, why
 	r.publish(nil, "session.left", info)
 }
 
-// takeOver hands what g left to n, a new connection of the same app and
-// instance that has just said hello (g reconnecting, or live and being
-// replaced: then g is closed with 4001). With the same boot, g's parked
-// calls are re-sent to n (to a replay client; idempotent calls to any) in
-// the order they were made, and, for a replay caller, g's calls and held
-// replies move to n; otherwise parked calls fail -32004 and g's own calls
-// are cancelled. g leaves (session.left says who took over). It returns
-// whether this was a resume, how many calls will be re-sent, and a function
+// takeOver hands what prev left to next, a new connection of the same app
+// and instance that has just said hello offering methods (prev
+// reconnecting, or live and being replaced: then prev is closed with
+// 4001). With the same boot, prev's parked calls are re-sent to next (to a
+// replay client; idempotent calls to any) in the order they were made, and,
+// for a replay caller, prev's calls and held replies move to next;
+// otherwise parked calls fail -32004 and prev's own calls are cancelled.
+// prev leaves (session.left says who took over). It returns whether this
+// was a resume, how many calls will be re-sent to next, and a function
 // that sends the held replies, the cancels and the re-sent calls, to be
 // called once the hello result is queued. r.mu is held.
-func (r *Router) takeOver(g, n *Session) (resumed bool, pending int, after func()) {
-	why := "resumed by session " + n.id
-	if !g.reconnecting {
-		why = "replaced by session " + n.id + " of the same instance"
-		g.closeAfterFlush(CloseReplaced, "replaced")
-		r.disconnect(g)
+func (r *Router) takeOver(prev, next *Session, methods map[string]string) (resumed bool, pending int, after func()) {
+	why := "resumed by session " + next.id
+	if !prev.reconnecting {
+		why = "replaced by session " + next.id + " of the same instance"
+		prev.closeAfterFlush(CloseReplaced, "replaced")
+		r.disconnect(prev)
 	}
-	r.resuming.Remove(g)
-	sameBoot := g.boot == n.boot
+	left := r.info(prev)
+	r.resuming.Remove(prev)
+	sameBoot := prev.boot == next.boot
 	var resend []*call
-	for _, cl := range callsInOrder(g.assigned) {
+	for _, cl := range callsInOrder(prev.assigned) {
 		switch {
-		case cl.idempotent || (sameBoot && n.replay):
-			delete(g.assigned, cl.fid)
+		case cl.idempotent || (sameBoot && next.replay):
+			delete(prev.assigned, cl.fid)
 			cl.callee = nil
 			resend = append(resend, cl)
+			if _, offered := methods[cl.method]; offered {
+				pending++
+			}
 		case sameBoot:
 			r.failMayHaveRun(cl, "came back without replay")
 		default:
@@ -160,40 +168,47 @@ func (r *Router) takeOver(g, n *Session) (resumed bool, pending int, after func(
 	}
 	var held [][]byte
 	var cancels []string
-	if sameBoot && g.replay {
-		for key, cl := range g.calls.inflight {
-			cl.caller = &n.calls
-			n.calls.inflight[key] = cl
-			delete(g.calls.inflight, key)
+	if sameBoot && prev.replay {
+		for _, cl := range callsInOrder(prev.calls.inflight) {
+			key := string(cl.id)
+			if dup := next.calls.inflight[key]; dup != nil {
+				// Sent before this hello with the id of a call still in
+				// flight from the earlier connection: the newer is refused.
+				r.cancelAtCallee(dup)
+				r.finish(dup, rpc.Errorf(rpc.CodeInvalidRequest, "Invalid Request: id %s is already in flight from your previous connection; use a new id per call", cl.id))
+			}
+			cl.caller = &next.calls
+			next.calls.inflight[key] = cl
+			delete(prev.calls.inflight, key)
 		}
-		held, g.resumedBy = g.held, n
+		held, prev.resumedBy = prev.held, next
 	} else {
-		r.callerGone(&g.calls)
+		r.callerGone(&prev.calls)
 	}
 	if sameBoot {
-		cancels = g.cancelled
+		cancels = prev.cancelled
 	}
-	g.held = nil
-	r.registry.remove(g)
-	g.gone, g.reconnecting = true, false
+	prev.held, prev.cancelled = nil, nil
+	r.registry.remove(prev)
+	prev.gone, prev.reconnecting = true, false
 	r.tookOver(sameBoot, len(resend))
-	r.announceLeft(g, why)
-	return sameBoot, len(resend), func() {
+	r.announceLeft(left, why)
+	return sameBoot, pending, func() {
 		for _, f := range held {
-			n.reply(f)
+			next.reply(f)
 		}
 		for _, fid := range cancels {
-			n.send(cancelFrame(fid))
+			next.sendCancel(fid)
 		}
 		for _, cl := range resend {
-			_, offered := n.methods[cl.method]
+			_, offered := next.methods[cl.method]
 			switch {
 			case offered:
-				r.assign(cl, n)
+				r.assign(cl, next)
 			case cl.idempotent:
 				r.dispatch(cl)
 			default: // it may have run here: never run it elsewhere
-				cl.callee = n
+				cl.callee = next
 				r.failMayHaveRun(cl, "came back without offering "+cl.method)
 			}
 		}

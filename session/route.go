@@ -135,7 +135,7 @@ func (r *Router) assign(cl *call, s *Session) {
 	}
 	id := rpc.AppendString(nil, cl.fid)
 	frame := rpc.AppendRequest(nil, id, s.methods[cl.method], cl.params, meta)
-	s.push(outFrame{data: frame, call: cl}, classReply)
+	s.push(outFrame{data: frame, call: cl}, classMustDeliver)
 }
 
 // forwardMeta is the meta a callee receives: who called, how long is left,
@@ -225,7 +225,7 @@ func (r *Router) cancelAtCallee(cl *call) {
 	case cl.callee.reconnecting: // parked: told when it comes back
 		cl.callee.cancelled = append(cl.callee.cancelled, cl.fid)
 	default:
-		cl.callee.send(cancelFrame(cl.fid))
+		cl.callee.sendCancel(cl.fid)
 	}
 }
 

@@ -179,7 +179,14 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	for _, cl := range r.calls.inOrder() {
 		r.finish(cl, rpc.ErrShuttingDown.WithData(cl.errorData()))
 	}
-	sessions := r.registry.all()
+	var sessions []*Session
+	for _, s := range r.registry.all() {
+		if s.reconnecting { // no connection to close: it leaves now
+			r.leave(s, "the bridge is shutting down")
+			continue
+		}
+		sessions = append(sessions, s)
+	}
 	r.unlock()
 
 	for _, s := range sessions {
@@ -301,6 +308,14 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 	default:
 		r.route(c, m, out)
 	}
+}
+
+// settleUnwritten settles frames the writer of s took from its queue but
+// never wrote, after the queue was closed (see Session.holdUnwritten).
+func (r *Router) settleUnwritten(s *Session, frames []outFrame) {
+	r.mu.Lock()
+	defer r.unlock()
+	s.holdUnwritten(frames)
 }
 
 // isBuiltin reports whether method is in the bridge namespace (case-folded,

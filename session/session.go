@@ -133,9 +133,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 }
 
 // writeLoop writes what is queued, one frame at a time. When a write fails,
-// the frame it was writing and those after it go back to the queue, so
-// that replies owed to a replay caller are held for its return like any
-// never written.
+// or the queue is closed under it, the frame it was on and those after it
+// are settled like frames never taken from the queue: replies owed to a
+// replay caller are held for its return, cancels kept for its instance's.
 func (s *Session) writeLoop(ctx context.Context) error {
 	timeout := s.router.opts.WriteTimeout
 	for {
@@ -146,8 +146,13 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		}
 		frames, last := s.queue.take()
 		for i, f := range frames {
-			if !s.queue.claim(f) {
-				continue // withdrawn while queued, or moved to another session
+			switch s.queue.claim(f) {
+			case claimSkip:
+				continue
+			case claimClosed:
+				s.router.settleUnwritten(s, frames[i:])
+				s.closeConn()
+				return errClosedByBridge
 			}
 			wctx, cancel := context.WithTimeout(ctx, timeout)
 			s.writing.Store(true)
@@ -155,7 +160,9 @@ func (s *Session) writeLoop(ctx context.Context) error {
 			s.writing.Store(false)
 			cancel()
 			if err != nil {
-				s.queue.giveBack(frames[i:])
+				if !s.queue.giveBack(frames[i:]) {
+					s.router.settleUnwritten(s, frames[i:])
+				}
 				if errors.Is(wctx.Err(), context.DeadlineExceeded) {
 					return fmt.Errorf("write timed out after %v (the peer is not reading): %w", timeout, err)
 				}
@@ -287,15 +294,23 @@ func (s *Session) reply(frame []byte) {
 		s.held = append(s.held, frame)
 		return
 	}
-	if !s.push(outFrame{data: frame, reply: true}, classReply) && s.replay {
+	if !s.push(outFrame{data: frame, reply: true}, classMustDeliver) && s.replay {
 		s.held = append(s.held, frame) // its queue is full or closing: kept for its return
 	}
 }
 
-// send queues a reply or control frame for s; a full queue makes s a slow
-// reader, which is closed with 1008. router.mu is held.
+// send queues a control frame ($/progress) or a forwarded notification for
+// s; a full queue makes s a slow reader, which is closed with 1008. Replies
+// go through reply, cancels through sendCancel, so that they are kept when
+// they cannot be written. router.mu is held.
 func (s *Session) send(frame []byte) bool {
-	return s.push(outFrame{data: frame}, classReply)
+	return s.push(outFrame{data: frame}, classMustDeliver)
+}
+
+// sendCancel queues the $/cancelRequest of forwarded id fid for s;
+// router.mu is held.
+func (s *Session) sendCancel(fid string) {
+	s.push(outFrame{data: cancelFrame(fid), cancel: fid}, classMustDeliver)
 }
 
 // push queues f; router.mu is held.
@@ -319,12 +334,25 @@ func (s *Session) dropEvent() {
 	s.router.metrics.droppedEvents.Inc()
 }
 
-// holdUnwritten keeps, for a replay caller's return, the replies among
-// frames that were never written to it; router.mu is held.
+// holdUnwritten keeps what must not be lost among frames never written to
+// s: replies owed to it as a replay caller (held for its return, or sent
+// to the session that has resumed it) and cancels of calls it was running
+// (told to its instance when it is back). router.mu is held.
 func (s *Session) holdUnwritten(frames []outFrame) {
 	for _, f := range frames {
-		if f.reply && s.replay {
-			s.held = append(s.held, f.data)
+		switch {
+		case f.reply && s.replay:
+			if s.resumedBy != nil {
+				s.reply(f.data)
+			} else {
+				s.held = append(s.held, f.data)
+			}
+		case f.cancel != "":
+			if s.resumedBy != nil {
+				s.resumedBy.sendCancel(f.cancel)
+			} else {
+				s.cancelled = append(s.cancelled, f.cancel)
+			}
 		}
 	}
 }
