@@ -13,9 +13,11 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
+	"github.com/dccbridge/dccbridge/rpc"
 	"github.com/dccbridge/dccbridge/session"
 )
 
@@ -154,6 +156,12 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !utf8.Valid(body) {
+		// Nothing invalid is forwarded; the parse error's id is null.
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(rpc.AppendError(nil, nil, rpc.Errorf(rpc.CodeParseError, "Parse error: the body is not valid UTF-8")))
 		return
 	}
 	reply := s.opts.Router.HandleHTTP(r.Context(), body, r.RemoteAddr)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -50,8 +51,13 @@ func (c *wsConn) Read(ctx context.Context) ([]byte, error) {
 			return nil, c.readError(err)
 		}
 	}
-	if typ != websocket.MessageText {
+	switch {
+	case typ != websocket.MessageText:
 		return nil, &session.Violation{Code: session.CloseUnsupportedData, Reason: "binary messages are not accepted: send JSON-RPC as text"}
+	case !utf8.Valid(buf):
+		// RFC 6455 §8.1: a text message that is not UTF-8 fails the
+		// connection; it is never forwarded to anyone.
+		return nil, &session.Violation{Code: session.CloseInvalidData, Reason: "a text message that is not valid UTF-8"}
 	}
 	return buf, nil
 }
