@@ -47,11 +47,12 @@ type Options struct {
 	// the caller gives no meta.timeout_ms. Default 10 s.
 	ContextTimeout time.Duration
 
-	// QueueLimit is the most frames waiting in one session's outbound
-	// queue; a session whose queue is full is a slow reader and is closed
-	// with 1008. Events are dropped for a session whose queue is half full.
-	// Default 4096.
-	QueueLimit int
+	// QueueBytes bounds one session's outbound queue, in bytes of frames
+	// not yet written: a reply, call or control frame that would cross it
+	// makes the session a slow reader, closed with 1008 (an empty queue
+	// takes any one frame); an event that would cross half of it is
+	// dropped for that session. Default 8 MiB.
+	QueueBytes int
 	// MaxInFlight is the most calls one caller may have in flight; more
 	// are answered -32003. Default 1024.
 	MaxInFlight int
@@ -100,8 +101,8 @@ func (o Options) withDefaults() Options {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	if o.QueueLimit <= 0 {
-		o.QueueLimit = 4096
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 8 << 20
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 1024

@@ -31,8 +31,11 @@ type outFrame struct {
 	cancel string
 }
 
-// outQueue is a session's bounded outbound queue. push never blocks; the
-// session's writer is its only consumer. Safe for concurrent use.
+// outQueue is a session's outbound queue, bounded in bytes: a frame is
+// counted from push until the writer is done with it (written, skipped or
+// handed back at the end), so what one session holds never exceeds the
+// limit by more than one frame. push never blocks; the session's writer is
+// its only consumer. Safe for concurrent use.
 //
 // It ends in one of two ways: flush (write what is queued, then stop: a
 // close the peer should see after its last replies) or close (stop now:
@@ -42,7 +45,8 @@ type outQueue struct {
 	mu      sync.Mutex
 	frames  []outFrame
 	spare   []outFrame
-	limit   int
+	limit   int // bytes
+	bytes   int // of the frames queued or taken and not yet done with
 	closed  bool // nothing more is written; unwritten frames go back to the Router
 	flushed bool // the writer stops once the queue is empty
 	retired bool // the session left the registry: its call frames are not its own any more
@@ -67,13 +71,17 @@ func (q *outQueue) push(f outFrame, class frameClass) pushResult {
 	case q.closed || q.flushed:
 		q.mu.Unlock()
 		return pushDropped
-	case class == classEvent && len(q.frames) >= q.limit/2:
+	case class == classEvent && q.bytes+len(f.data) > q.limit/2:
 		q.mu.Unlock()
 		return pushDropped
-	case len(q.frames) >= q.limit:
+	case q.bytes > 0 && q.bytes+len(f.data) > q.limit:
+		// An empty queue takes any one frame (a reply may be as large as
+		// a message may be); one that holds anything takes it only
+		// within the limit.
 		q.mu.Unlock()
 		return pushFull
 	}
+	q.bytes += len(f.data)
 	q.frames = append(q.frames, f)
 	q.mu.Unlock()
 	q.signal()
@@ -111,6 +119,13 @@ const (
 	claimSkip               // a call withdrawn while queued, or moved to another session
 	claimClosed             // the queue was closed: write nothing more
 )
+
+// done tells the queue the writer is done with f: written, or skipped.
+func (q *outQueue) done(f outFrame) {
+	q.mu.Lock()
+	q.bytes -= len(f.data)
+	q.mu.Unlock()
+}
 
 // claim tells the writer whether it may write f, and marks a call frame's
 // call written. Nothing is written once the queue is closed, and a call

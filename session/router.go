@@ -116,7 +116,7 @@ func (r *Router) Serve(conn Conn, p Peer) {
 		conn:        conn,
 		remote:      p.Remote,
 		connectedAt: time.Now(),
-		queue:       newOutQueue(r.opts.QueueLimit),
+		queue:       newOutQueue(r.opts.QueueBytes),
 		authorized:  p.Authorized,
 		assigned:    map[string]*call{},
 	}
@@ -328,7 +328,7 @@ func isBuiltin(method string) bool {
 // Its calls not yet written fail with -32003 when the session is settled;
 // replies owed to it as a replay caller are held for its return.
 func (r *Router) slowReader(s *Session) {
-	r.logLocked(slog.LevelWarn, "slow reader closed", "session", s.id, "queue_limit", r.opts.QueueLimit)
+	r.logLocked(slog.LevelWarn, "slow reader closed", "session", s.id, "queue_bytes", r.opts.QueueBytes)
 	discarded := s.abort(ClosePolicyViolation, "slow reader: outbound queue full")
 	r.slowReaderClosed(len(discarded))
 	for _, f := range discarded {

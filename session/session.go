@@ -148,6 +148,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		for i, f := range frames {
 			switch s.queue.claim(f) {
 			case claimSkip:
+				s.queue.done(f)
 				continue
 			case claimClosed:
 				s.router.settleUnwritten(s, frames[i:])
@@ -168,6 +169,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 				}
 				return fmt.Errorf("write: %w", err)
 			}
+			s.queue.done(f)
 			s.router.metrics.sent.Add(float64(len(f.data)))
 		}
 		if last {

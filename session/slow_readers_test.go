@@ -27,8 +27,8 @@ import (
 // host/tool pair's calls keep completing.
 func TestSlowReaderClosed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const queueLimit = 16
-		b := startMem(t, session.Options{QueueLimit: queueLimit, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute})
+		const queueBytes = 16 << 10 // about 14 of its 1 KiB calls
+		b := startMem(t, session.Options{QueueBytes: queueBytes, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute, BusyAfter: time.Minute})
 
 		b.memEchoHost("maya", "m-1", "echo")
 		tool2 := b.dial()
@@ -169,7 +169,7 @@ func TestSlowReaderClosed(t *testing.T) {
 // never a reason to close it.
 func TestEventsToFullQueueDropped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := startMem(t, session.Options{QueueLimit: 16, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute})
+		b := startMem(t, session.Options{QueueBytes: 16 << 10, WriteTimeout: time.Minute, HeartbeatInterval: time.Minute})
 		sub := b.dial()
 		sid := sub.Hello(map[string]any{"app": "photoshop", "instance": "ps-1"})["session"].(string)
 		if r := sub.call("sub", "bridge.subscribe", map[string]any{"topics": []string{"news.*"}}); r["result"] == nil {

@@ -341,8 +341,8 @@ func TestMetricsBusyAndDroppedEvents(t *testing.T) {
 // slow reader once its queue is full; the closure and the frames lost (the
 // full queue and the reply that did not fit) are counted.
 func TestMetricsSlowReader(t *testing.T) {
-	const queueLimit = 4
-	b := bridgetest.Start(t, &session.Options{QueueLimit: queueLimit, CloseBudget: 100 * time.Millisecond}, &web.Options{})
+	const queueBytes = 1 << 20 // four of its 256 KiB replies
+	b := bridgetest.Start(t, &session.Options{QueueBytes: queueBytes, CloseBudget: 100 * time.Millisecond}, &web.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, b.WSURL, nil)
@@ -371,8 +371,11 @@ func TestMetricsSlowReader(t *testing.T) {
 	if got := f.value(t, "dccbridge_slow_reader_closures_total"); got != 1 {
 		t.Fatalf("dccbridge_slow_reader_closures_total = %v, want 1", got)
 	}
-	if got := f.value(t, "dccbridge_queue_drops_total"); got != queueLimit+1 {
-		t.Errorf("dccbridge_queue_drops_total = %v, want %d (the full queue and the reply that did not fit)", got, queueLimit+1)
+	// Dropped: what was queued, never more than the byte bound, and the
+	// reply that did not fit.
+	replyLen := len(`{"jsonrpc":"2.0","id":"","result":{}}`) + len(id)
+	if got := f.value(t, "dccbridge_queue_drops_total"); got < 2 || (got-1)*float64(replyLen) > queueBytes {
+		t.Errorf("dccbridge_queue_drops_total = %v, want the queued replies (at most %d bytes of %d-byte replies) and the one that did not fit", got, queueBytes, replyLen)
 	}
 }
 

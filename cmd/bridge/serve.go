@@ -26,6 +26,7 @@ type serveConfig struct {
 	allowOrigins      string
 	maxMessage        int64
 	maxSessions       int
+	maxQueue          int64
 	logLevel          string
 	logFormat         string
 	heartbeatInterval time.Duration
@@ -42,6 +43,7 @@ func serve(args []string, stderr io.Writer) int {
 	cfg.common.register(fs)
 	fs.StringVar(&cfg.allowOrigins, "allow-origin", os.Getenv("BRIDGE_ALLOW_ORIGIN"), "comma-separated origin `patterns` to admit (host or scheme://host, path.Match syntax); \"null\" admits file:// panels without a token (env BRIDGE_ALLOW_ORIGIN)")
 	fs.Int64Var(&cfg.maxMessage, "max-message", envInt("BRIDGE_MAX_MESSAGE", 16<<20), "largest message in `bytes`; larger closes the connection with 1009 (env BRIDGE_MAX_MESSAGE)")
+	fs.Int64Var(&cfg.maxQueue, "max-queue", envInt("BRIDGE_MAX_QUEUE", 8<<20), "most `bytes` waiting to be written to one peer; a peer that lets more pile up is a slow reader, closed with 1008 (env BRIDGE_MAX_QUEUE)")
 	fs.IntVar(&cfg.maxSessions, "max-sessions", int(envInt("BRIDGE_MAX_SESSIONS", 1024)), "most sessions at once; more are closed with 1013 (env BRIDGE_MAX_SESSIONS)")
 	fs.StringVar(&cfg.logLevel, "log-level", envOr("BRIDGE_LOG_LEVEL", "info"), "debug, info, warn or error (env BRIDGE_LOG_LEVEL)")
 	fs.StringVar(&cfg.logFormat, "log-format", envOr("BRIDGE_LOG_FORMAT", "text"), "text or json (env BRIDGE_LOG_FORMAT)")
@@ -112,6 +114,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		BusyAfter:         cfg.busyAfter,
 		ResumeWait:        cfg.resumeWait,
 		MaxSessions:       cfg.maxSessions,
+		QueueBytes:        int(cfg.maxQueue),
 	})
 	handler := web.New(web.Options{
 		Router:       router,
