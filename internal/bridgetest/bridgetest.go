@@ -72,7 +72,7 @@ func NewUnstarted(t testing.TB, addr string, so *session.Options, wo *web.Option
 		wo.Addr = ln.Addr().String()
 	}
 	h := web.New(*wo)
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}} // as httptest.NewUnstartedServer makes it
+	srv := &httptest.Server{Listener: ln, Config: web.NewHTTPServer(h, nil)} // configured as `bridge serve` configures it
 	b := &Bridge{Router: r, Web: h, Server: srv, Addr: ln.Addr().String()}
 	b.URL = "http://" + b.Addr
 	b.WSURL = "ws://" + b.Addr + "/ws"
