@@ -45,8 +45,8 @@ type outQueue struct {
 	mu      sync.Mutex
 	frames  []outFrame
 	spare   []outFrame
-	limit   int // bytes
-	bytes   int // of the frames queued or taken and not yet done with
+	limit   int  // bytes
+	bytes   int  // of the frames queued or taken and not yet done with
 	closed  bool // nothing more is written; unwritten frames go back to the Router
 	flushed bool // the writer stops once the queue is empty
 	retired bool // the session left the registry: its call frames are not its own any more
