@@ -106,6 +106,22 @@ func (w *Waitlist[T]) Has(item T) bool {
 // Len returns how many items are held. The lock is held.
 func (w *Waitlist[T]) Len() int { return len(w.held) }
 
+// First returns the held item that comes first in order (the oldest, for
+// callers passing a growing sequence number), without taking it; ok is
+// false when none is held. The lock is held.
+func (w *Waitlist[T]) First() (item T, ok bool) {
+	i := 0
+	for i < len(w.queue) && w.queue[i].gone {
+		i++
+	}
+	// Gone entries at the front are dropped for good: each is skipped once.
+	w.queue, w.gone = w.queue[i:], w.gone-i
+	if len(w.queue) == 0 {
+		return item, false
+	}
+	return w.queue[0].item, true
+}
+
 // Wake offers the held items to take in ascending order; those it accepts
 // leave the list and their timers are stopped, the others stay as they
 // were. take must not call the Waitlist's methods. The lock is held.

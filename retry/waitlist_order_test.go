@@ -204,3 +204,40 @@ func TestWaitlistWakeTakesMany(t *testing.T) {
 		}
 	})
 }
+
+// First names the item first in order without taking it, skips items
+// removed or expired, and reports none on an empty list.
+func TestWaitlistFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newOwner(&sync.Mutex{})
+		o.mu.Lock()
+		if _, ok := o.w.First(); ok {
+			t.Fatal("First on an empty list reported an item")
+		}
+		o.w.Add("c", 3, 10*time.Second, o.expire)
+		o.w.Add("a", 1, time.Second, o.expire)
+		o.w.Add("b", 2, 10*time.Second, o.expire)
+		if first, ok := o.w.First(); !ok || first != "a" {
+			t.Fatalf("First = %q, %v; want a", first, ok)
+		}
+		if !o.w.Has("a") {
+			t.Fatal("First took its item")
+		}
+		o.mu.Unlock()
+		time.Sleep(2 * time.Second) // a expires
+		synctest.Wait()
+		o.mu.Lock()
+		if first, _ := o.w.First(); first != "b" {
+			t.Fatalf("after a expired, First = %q, want b", first)
+		}
+		o.w.Remove("b")
+		if first, _ := o.w.First(); first != "c" {
+			t.Fatalf("after b was removed, First = %q, want c", first)
+		}
+		o.w.Remove("c")
+		if _, ok := o.w.First(); ok || o.w.Len() != 0 {
+			t.Fatal("First reported an item after all were removed")
+		}
+		o.mu.Unlock()
+	})
+}

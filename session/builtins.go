@@ -104,6 +104,10 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 		reply(nil, e)
 		return
 	}
+	if code, _ := s.closeStatus(); code != 0 {
+		reply(nil, rpc.Errorf(rpc.CodeOverloaded, "overloaded: this connection is being closed; connect again"))
+		return
+	}
 	if !s.authorized {
 		if r.opts.Token == "" || subtle.ConstantTimeCompare([]byte(p.Token), []byte(r.opts.Token)) != 1 {
 			r.logLocked(slog.LevelWarn, "hello refused: bad or missing token", "session", s.id, "remote", s.remote, "app", p.App)
@@ -138,6 +142,15 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	if p.Instance == "" {
 		_, p.Instance = r.next("i")
 	}
+	if !s.helloed && r.registry.instance(app, p.Instance) == nil && r.registry.live >= r.opts.MaxSessions {
+		// A new instance beyond the cap; one that resumes or replaces its
+		// own session is always let in.
+		msg := "too many sessions (max " + strconv.Itoa(r.opts.MaxSessions) + ")"
+		r.logLocked(slog.LevelWarn, "hello refused: "+msg, "session", s.id, "remote", s.remote, "app", app)
+		reply(nil, rpc.Errorf(rpc.CodeOverloaded, "overloaded: %s; try again later", msg))
+		s.closeAfterFlush(CloseTryAgainLater, msg)
+		return
+	}
 	if s.helloed {
 		r.registry.unname(s)
 		r.registry.setOffer(s, nil, nil)
@@ -155,6 +168,10 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	}
 	// s takes its identity and offer only now, so that nothing the old
 	// connection had is sent here before the hello result.
+	if !s.helloed {
+		r.greeting.Remove(s)
+		r.registry.helloed(s)
+	}
 	s.helloed = true
 	s.app, s.instance = app, p.Instance
 	s.identity.meta = []byte(`{"app":` + strconv.Quote(app) + `,"instance":` + strconv.Quote(p.Instance) + `}`)

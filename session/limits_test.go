@@ -18,9 +18,9 @@ import (
 	"github.com/dccbridge/dccbridge/web"
 )
 
-// Limits over real sockets: --max-sessions refuses a connection with 1013
-// at the websocket, and no goroutine is left once many real sessions have
-// come and gone.
+// Limits over real sockets: --max-sessions refuses a new instance's hello
+// with -32003 and 1013, and no goroutine is left once many real sessions
+// have come and gone.
 
 func TestMaxSessions(t *testing.T) {
 	logs, logger := newLogWatch(t)
@@ -33,18 +33,25 @@ func TestMaxSessions(t *testing.T) {
 		peers = append(peers, p)
 	}
 	fourth := bridgetest.Dial(t, b.WSURL, nil)
+	r := fourth.Call("hello", "bridge.hello", map[string]any{"app": "blender", "instance": "b-3"})
+	if code, _ := rpcError(t, r); code != -32003 {
+		t.Fatalf("4th hello: %v, want -32003", r)
+	}
 	if code := fourth.Closed(5 * time.Second); code != websocket.StatusTryAgainLater {
 		t.Fatalf("4th connection ended with %v (%v), want 1013", code, fourth.Err())
 	}
 	if ce := closeError(fourth.Err()); !strings.Contains(ce.Reason, "too many sessions") {
 		t.Fatalf("1013 reason %q", ce.Reason)
 	}
-	logs.wait(t, 5*time.Second, "session refused: too many sessions")
+	logs.wait(t, 5*time.Second, "hello refused: too many sessions (max 3)")
 	for _, p := range peers {
 		if r := p.Call("ping", "bridge.ping", nil); r["result"] == nil {
 			t.Fatalf("an admitted session after the refusal: %v", r)
 		}
 	}
+	// An instance that replaces its own session is let in at the cap.
+	again := bridgetest.Dial(t, b.WSURL, nil)
+	again.Hello(map[string]any{"app": "blender", "instance": "b-2"})
 
 	// A place frees when a session leaves.
 	if err := peers[0].Conn.Close(websocket.StatusNormalClosure, ""); err != nil {

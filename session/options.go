@@ -56,10 +56,23 @@ type Options struct {
 	// MaxInFlight is the most calls one caller may have in flight; more
 	// are answered -32003. Default 1024.
 	MaxInFlight int
-	// MaxSessions is the most connected sessions at once (reconnecting ones
-	// do not count); more are closed with 1013.
-	// Default 1024.
+	// MaxSessions is the most sessions that have said hello and are
+	// connected at once (reconnecting ones do not count); a hello beyond it
+	// from a new instance gets -32003 and the connection is closed with
+	// 1013. Default 1024.
 	MaxSessions int
+	// MaxUnhelloed is the most connections that have not said hello yet;
+	// more are closed with 1013 at once. They have their own cap so that
+	// connections that never say hello cannot lock panels out.
+	// Default 256.
+	MaxUnhelloed int
+	// MaxReconnecting is the most sessions waiting to be resumed; beyond
+	// it the one that dropped first leaves for good (its parked calls fail
+	// -32004). Default 1024.
+	MaxReconnecting int
+	// HelloTimeout is how long a new connection has to say bridge.hello;
+	// then it is closed with 1008. Default 10 s.
+	HelloTimeout time.Duration
 
 	// ContextRetention is how long a context pushed with bridge.context
 	// is kept once no session of its app (or instance) is connected.
@@ -109,6 +122,13 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 1024
+	}
+	if o.MaxUnhelloed <= 0 {
+		o.MaxUnhelloed = 256
+	}
+	def(&o.HelloTimeout, 10*time.Second)
+	if o.MaxReconnecting <= 0 {
+		o.MaxReconnecting = 1024
 	}
 	def(&o.ContextRetention, 24*time.Hour)
 	if o.MaxContexts <= 0 {

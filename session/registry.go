@@ -16,7 +16,8 @@ type registry struct {
 	byKey    map[string]*Session   // by app + "\x00" + instance, after hello
 	offers   map[string][]*Session // full method name → sessions offering it
 	apps     map[string]int        // helloed sessions by app
-	live     int                   // sessions with a connection (not reconnecting)
+	unhelloed int                  // connections that have not said hello yet
+	live      int                  // helloed sessions with a connection (not reconnecting)
 }
 
 func newRegistry() registry {
@@ -30,9 +31,15 @@ func newRegistry() registry {
 
 func sessionKey(app, instance string) string { return app + "\x00" + instance }
 
-// add registers a new connection.
+// add registers a new connection, not helloed yet.
 func (g *registry) add(s *Session) {
 	g.sessions[s.id] = s
+	g.unhelloed++
+}
+
+// helloed counts s, which has just said its first hello, as a session.
+func (g *registry) helloed(s *Session) {
+	g.unhelloed--
 	g.live++
 }
 
@@ -42,7 +49,10 @@ func (g *registry) remove(s *Session) {
 		return
 	}
 	delete(g.sessions, s.id)
-	if !s.reconnecting {
+	switch {
+	case !s.helloed:
+		g.unhelloed--
+	case !s.reconnecting:
 		g.live--
 	}
 	g.unname(s)

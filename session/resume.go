@@ -93,7 +93,13 @@ func (r *Router) suspend(s *Session) {
 	s.reconnecting = true
 	r.registry.disconnected(s)
 	r.disconnect(s)
-	r.resuming.Add(s, s.seq, r.opts.ResumeWait, func(s *Session) {
+	if r.resuming.Len() >= r.opts.MaxReconnecting {
+		if oldest, ok := r.resuming.First(); ok {
+			r.leave(oldest, fmt.Sprintf("closed for good to make room: too many reconnecting sessions (max %d)", r.opts.MaxReconnecting))
+		}
+	}
+	r.seq++ // the order it dropped in: the oldest drop leaves first
+	r.resuming.Add(s, r.seq, r.opts.ResumeWait, func(s *Session) {
 		r.leave(s, fmt.Sprintf("dropped and did not come back within the resume wait (%v)", r.opts.ResumeWait))
 	})
 	r.setState(s)
@@ -111,6 +117,7 @@ func (r *Router) leave(s *Session, why string) {
 	r.registry.remove(s)
 	s.gone, s.reconnecting, s.busy = true, false, false
 	s.quiet.Stop()
+	r.greeting.Remove(s)
 	r.resuming.Remove(s)
 	s.queue.retire() // its writer may still run: it writes none of its calls from now on
 	r.settleCallee(s, func(*call) bool { return false }, why)

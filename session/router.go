@@ -31,6 +31,7 @@ type Router struct {
 	closing  bool
 	registry registry                  // who is connected and what they offer (registry.go)
 	calls    callTable                 // calls in flight (calls.go)
+	greeting *retry.Waitlist[*Session] // connections not helloed yet, until HelloTimeout
 	resuming *retry.Waitlist[*Session] // reconnecting sessions, until ResumeWait (resume.go)
 	contexts contextStore              // pushed contexts (context.go)
 	labels   labelSet                  // metric label values in use (metrics.go)
@@ -55,6 +56,7 @@ func New(opts Options) *Router {
 		labels:   newLabelSet(opts.MaxLabelValues),
 	}
 	r.calls = newCallTable(routerLock{r})
+	r.greeting = retry.NewWaitlist[*Session](routerLock{r})
 	r.resuming = retry.NewWaitlist[*Session](routerLock{r})
 	return r
 }
@@ -135,15 +137,21 @@ func (r *Router) Serve(conn Conn, p Peer) {
 		r.unlock()
 		_ = conn.Close(CloseGoingAway, "the bridge is shutting down")
 		return
-	case r.registry.live >= r.opts.MaxSessions:
-		r.unlock()
-		r.log.Warn("session refused: too many sessions", "remote", p.Remote, "max_sessions", r.opts.MaxSessions)
-		_ = conn.Close(CloseTryAgainLater, "too many sessions (max "+strconv.Itoa(r.opts.MaxSessions)+")")
-		return
+	}
+	if r.registry.unhelloed >= r.opts.MaxUnhelloed {
+		// Make room: the connection that has waited longest without a
+		// hello goes, so that silent connections never lock panels out.
+		if oldest, ok := r.greeting.First(); ok {
+			r.greeting.Remove(oldest)
+			r.notGreeted(oldest, CloseTryAgainLater, "closed to make room: too many connections without bridge.hello (max "+strconv.Itoa(r.opts.MaxUnhelloed)+")")
+		}
 	}
 	s.seq, s.id = r.next("s")
 	s.identity.meta = []byte(`{"session":` + strconv.Quote(s.id) + `}`)
 	r.registry.add(s)
+	r.greeting.Add(s, s.seq, r.opts.HelloTimeout, func(s *Session) {
+		r.notGreeted(s, ClosePolicyViolation, "no bridge.hello within "+r.opts.HelloTimeout.String())
+	})
 	r.wg.Add(1)
 	r.unlock()
 	defer r.wg.Done()
@@ -160,6 +168,14 @@ func (r *Router) Serve(conn Conn, p Peer) {
 	r.unlock()
 	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
 		"duration", time.Since(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
+}
+
+// notGreeted closes s, which has not said hello, with code and reason;
+// r.mu is held. What is queued for it (replies to its calls) is written
+// first.
+func (r *Router) notGreeted(s *Session, code CloseCode, reason string) {
+	r.logLocked(slog.LevelInfo, "connection closed before bridge.hello", "session", s.id, "remote", s.remote, "reason", reason)
+	s.closeAfterFlush(code, reason)
 }
 
 // Ready reports whether the router takes new sessions and calls.

@@ -20,6 +20,9 @@ import (
 // bridge's own -32002 before giving up locally.
 const replyGrace = 3 * time.Second
 
+// helloTimeout bounds the CLI's bridge.hello when the call has no timeout.
+const helloTimeout = 10 * time.Second
+
 // maxStdinParams bounds the params read from stdin.
 const maxStdinParams = 256 << 20
 
@@ -108,6 +111,16 @@ func callCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.timeout+replyGrace)
 		defer cancel()
+	}
+	helloCtx, waited := ctx, cfg.timeout+replyGrace
+	if cfg.timeout <= 0 {
+		var cancel context.CancelFunc
+		helloCtx, cancel = context.WithTimeout(ctx, helloTimeout)
+		defer cancel()
+		waited = helloTimeout
+	}
+	if err := conn.hello(helloCtx, "call"); err != nil {
+		return reportCallError(sc, conn, err, waited)
 	}
 	var opts []jsonrpc2.CallOption
 	if len(meta) > 0 {

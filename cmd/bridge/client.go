@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -178,6 +179,33 @@ type bridgeConn struct {
 	// defaultRefused: the default file's token was refused with 401, and
 	// the connection was made again without a token.
 	defaultRefused bool
+	token          string // the token sent on the upgrade, if any
+}
+
+// hello says bridge.hello as a tool named for the subcommand, the user,
+// the machine and the process (`bridge call (ana@ws-12, pid 4711)`), so
+// that the status page and the logs say who called; the bridge closes a
+// connection that does not say hello within its deadline.
+func (c *bridgeConn) hello(ctx context.Context, subcommand string) error {
+	host, _ := os.Hostname()
+	who := os.Getenv("USER")
+	if who == "" {
+		who = os.Getenv("USERNAME") // Windows
+	}
+	if who != "" {
+		host = who + "@" + host
+	}
+	params := map[string]any{
+		"app":      "cli",
+		"kind":     "tool",
+		"instance": fmt.Sprintf("cli-%s-%d-%s", host, os.Getpid(), randomHex(3)),
+		"label":    fmt.Sprintf("bridge %s (%s, pid %d)", subcommand, host, os.Getpid()),
+		"version":  version,
+	}
+	if c.token != "" {
+		params["token"] = c.token
+	}
+	return c.Call(ctx, "bridge.hello", params, nil)
 }
 
 // dialBridge connects to the bridge's websocket at c.addr, with the
@@ -218,7 +246,10 @@ func dialBridge(ctx context.Context, c *common, h jsonrpc2.Handler, warn io.Writ
 	stream := &recordingStream{objectStream: newObjectStream(wsCtx, ws, 10*time.Second)}
 	opts = append([]jsonrpc2.ConnOpt{jsonrpc2.SetLogger(log.New(io.Discard, "", 0))}, opts...)
 	conn := jsonrpc2.NewConn(context.Background(), stream, h, opts...)
-	return &bridgeConn{Conn: conn, drop: drop, stream: stream, addr: addr, defaultRefused: refused}, nil
+	if refused {
+		token = ""
+	}
+	return &bridgeConn{Conn: conn, drop: drop, stream: stream, addr: addr, defaultRefused: refused, token: token}, nil
 }
 
 // dialWS opens the websocket to url, sending token when not empty.

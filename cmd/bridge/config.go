@@ -153,6 +153,13 @@ func readToken(path string) (string, error) {
 	return t, nil
 }
 
+// randomHex returns n random bytes as hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // ensureTokenFile returns the token in path, creating the file with a
 // random token and mode 0600 if it is missing.
 func ensureTokenFile(path string) (token string, err error) {
@@ -160,9 +167,7 @@ func ensureTokenFile(path string) (token string, err error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return t, err
 	}
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	t = hex.EncodeToString(b)
+	t = randomHex(24)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("creating the token file: %w", err)
 	}

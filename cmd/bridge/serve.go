@@ -26,6 +26,9 @@ type serveConfig struct {
 	maxMessage        int64
 	maxSessions       int
 	maxQueue          int64
+	maxUnhelloed      int
+	maxReconnecting   int
+	helloTimeout      time.Duration
 	logLevel          string
 	logFormat         string
 	heartbeatInterval time.Duration
@@ -43,7 +46,10 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.allowOrigins, "allow-origin", os.Getenv("BRIDGE_ALLOW_ORIGIN"), "comma-separated origin `patterns` to admit (host or scheme://host, path.Match syntax); \"null\" admits file:// panels without a token (env BRIDGE_ALLOW_ORIGIN)")
 	fs.Int64Var(&cfg.maxMessage, "max-message", envInt("BRIDGE_MAX_MESSAGE", 16<<20), "largest message in `bytes`; larger closes the connection with 1009 (env BRIDGE_MAX_MESSAGE)")
 	fs.Int64Var(&cfg.maxQueue, "max-queue", envInt("BRIDGE_MAX_QUEUE", 8<<20), "most `bytes` waiting to be written to one peer; a peer that lets more pile up is a slow reader, closed with 1008 (env BRIDGE_MAX_QUEUE)")
-	fs.IntVar(&cfg.maxSessions, "max-sessions", int(envInt("BRIDGE_MAX_SESSIONS", 1024)), "most sessions at once; more are closed with 1013 (env BRIDGE_MAX_SESSIONS)")
+	fs.IntVar(&cfg.maxSessions, "max-sessions", int(envInt("BRIDGE_MAX_SESSIONS", 1024)), "most connected sessions that have said hello; a new instance's hello beyond it gets -32003 and close 1013 (env BRIDGE_MAX_SESSIONS)")
+	fs.IntVar(&cfg.maxUnhelloed, "max-unhelloed", int(envInt("BRIDGE_MAX_UNHELLOED", 256)), "most connections that have not said hello yet; beyond it the oldest is closed with 1013 (env BRIDGE_MAX_UNHELLOED)")
+	fs.IntVar(&cfg.maxReconnecting, "max-reconnecting", int(envInt("BRIDGE_MAX_RECONNECTING", 1024)), "most dropped sessions waiting to be resumed; beyond it the one that dropped first leaves for good (env BRIDGE_MAX_RECONNECTING)")
+	fs.DurationVar(&cfg.helloTimeout, "hello-timeout", envDuration("BRIDGE_HELLO_TIMEOUT", 10*time.Second), "how long a new connection has to say bridge.hello; then it is closed with 1008 (env BRIDGE_HELLO_TIMEOUT)")
 	fs.StringVar(&cfg.logLevel, "log-level", envOr("BRIDGE_LOG_LEVEL", "info"), "debug, info, warn or error (env BRIDGE_LOG_LEVEL)")
 	fs.StringVar(&cfg.logFormat, "log-format", envOr("BRIDGE_LOG_FORMAT", "text"), "text or json (env BRIDGE_LOG_FORMAT)")
 	fs.DurationVar(&cfg.heartbeatInterval, "heartbeat-interval", 5*time.Second, "time between websocket pings")
@@ -114,6 +120,9 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		ResumeWait:        cfg.resumeWait,
 		MaxSessions:       cfg.maxSessions,
 		QueueBytes:        int(cfg.maxQueue),
+		MaxUnhelloed:      cfg.maxUnhelloed,
+		MaxReconnecting:   cfg.maxReconnecting,
+		HelloTimeout:      cfg.helloTimeout,
 	})
 	handler := web.New(web.Options{
 		Router:       router,

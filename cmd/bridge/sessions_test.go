@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// TestSessions lists a connected host that has a call in flight, as a
-// table, with --methods, and as JSON.
+// TestSessions lists a connected host that has a call in flight, and the
+// `bridge call` that made it (a tool named for the command, user, machine
+// and process), as a table, with --methods, and as JSON.
 func TestSessions(t *testing.T) {
 	b := startBridge(t, nil)
 	addr := addrOf(b)
@@ -23,8 +24,8 @@ func TestSessions(t *testing.T) {
 	expect(t, r, exitOK)
 	t.Logf("bridge sessions:\n%s", r.stdout)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("want a header and one row: %v", r)
+	if len(lines) != 3 {
+		t.Fatalf("want a header and two rows (the bridge call, the host): %v", r)
 	}
 	cols := regexp.MustCompile(`\s{2,}`)
 	header := cols.Split(strings.TrimSpace(lines[0]), -1)
@@ -32,7 +33,11 @@ func TestSessions(t *testing.T) {
 	if strings.Join(header, "|") != strings.Join(wantHeader, "|") {
 		t.Fatalf("header %q", header)
 	}
-	row := cols.Split(strings.TrimSpace(lines[1]), -1)
+	cli := cols.Split(strings.TrimSpace(lines[1]), -1)
+	if len(cli) != len(wantHeader) || cli[0] != "cli" || cli[1] != "tool" || !strings.HasPrefix(cli[4], "bridge call (") {
+		t.Fatalf("first row %q, want the bridge call as app cli, kind tool, label \"bridge call (…)\"", cli)
+	}
+	row := cols.Split(strings.TrimSpace(lines[2]), -1)
 	if len(row) != len(wantHeader) {
 		t.Fatalf("row %q", row)
 	}
@@ -59,6 +64,9 @@ func TestSessions(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
 		t.Fatalf("--json is not JSON: %v\n%v", err, r)
+	}
+	if len(list) == 2 && list[0].App == "cli" {
+		list = list[1:]
 	}
 	if len(list) != 1 || list[0].App != "demo" || list[0].Kind != "host" || list[0].Instance != "d-1" || list[0].InFlight != 1 ||
 		strings.Join(list[0].Methods, ",") != "demo.echo,demo.render" || list[0].Session == "" || list[0].ConnectedAt.IsZero() {

@@ -18,8 +18,9 @@ import (
 // JSON text messages over coder/websocket, decoded with parseEnvelope only,
 // never through a JSON-RPC library (whose own cost would swamp what is
 // measured). The only differences between the two runs are the URL, the
-// host's bridge.hello (the relay has no registry) and the tools' ?prefix=
-// query (the relay's routing key, see relay.go).
+// bridge.hello each peer says to the bridge before anything is timed (the
+// relay has no registry) and the tools' ?prefix= query (the relay's routing
+// key, see relay.go).
 
 // echoMethod is the method the host offers and the tools call, as the tools
 // name it (app "benchhost", method "echo").
@@ -275,7 +276,16 @@ func dialTools(ctx context.Context, cfg toolsConfig) ([]*toolConn, error) {
 			return conns, fmt.Errorf("tool %s: dial %s: %w", prefix, url, err)
 		}
 		c.SetReadLimit(cfg.ReadLimit)
-		conns = append(conns, &toolConn{c: c, prefix: prefix, payload: payload, req: make([]byte, 0, 64+len(payload))})
+		t := &toolConn{c: c, prefix: prefix, payload: payload, req: make([]byte, 0, 64+len(payload))}
+		conns = append(conns, t)
+		if !cfg.RelayRouting {
+			// The bridge closes a connection that has not said hello
+			// within its deadline; the hello is not part of what is timed.
+			req := `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"benchtool","kind":"tool","instance":"` + prefix + `"}}`
+			if _, err := request(ctx, c, &t.in, []byte(req)); err != nil {
+				return conns, fmt.Errorf("tool %s: bridge.hello: %w", prefix, err)
+			}
+		}
 	}
 	return conns, nil
 }

@@ -62,6 +62,13 @@ const (
 const resumeHelloRequest = `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"benchhost","kind":"host","instance":"` +
 	resumeInstance + `","boot":"` + resumeBoot + `","replay":true,"methods":["slow"]}}`
 
+// The observer's and the tool's bridge.hello: the bridge closes a
+// connection that has not said hello within its deadline.
+const (
+	observerHelloRequest = `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"benchobserver","kind":"tool"}}`
+	toolHelloRequest     = `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"benchtool","kind":"tool"}}`
+)
+
 // subscribeRequest subscribes the observer to session state changes.
 const subscribeRequest = `{"jsonrpc":"2.0","id":1,"method":"bridge.subscribe","params":{"topics":["session.state"]}}`
 
@@ -149,6 +156,9 @@ func (p *resumePeers) connect(ctx context.Context) error {
 		return fmt.Errorf("observer: %w", err)
 	}
 	var in bytes.Buffer
+	if _, err := request(ctx, p.obs, &in, []byte(observerHelloRequest)); err != nil {
+		return fmt.Errorf("observer: bridge.hello: %w", err)
+	}
 	if _, err := request(ctx, p.obs, &in, []byte(subscribeRequest)); err != nil {
 		return fmt.Errorf("observer: bridge.subscribe: %w", err)
 	}
@@ -158,6 +168,10 @@ func (p *resumePeers) connect(ctx context.Context) error {
 
 	if p.tool, err = p.dial(ctx); err != nil {
 		return fmt.Errorf("tool: %w", err)
+	}
+	var toolIn bytes.Buffer // in is the observer's now
+	if _, err := request(ctx, p.tool, &toolIn, []byte(toolHelloRequest)); err != nil {
+		return fmt.Errorf("tool: bridge.hello: %w", err)
 	}
 	if p.host, err = p.dial(ctx); err != nil {
 		return fmt.Errorf("host: %w", err)
