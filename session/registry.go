@@ -12,12 +12,12 @@ import (
 // (reconnecting ones included), the helloed ones by app and instance, and
 // the sessions offering each full method name. Guarded by Router.mu.
 type registry struct {
-	sessions map[string]*Session   // by session id
-	byKey    map[string]*Session   // by app + "\x00" + instance, after hello
-	offers   map[string][]*Session // full method name → sessions offering it
-	apps     map[string]int        // helloed sessions by app
-	unhelloed int                  // connections that have not said hello yet
-	live      int                  // helloed sessions with a connection (not reconnecting)
+	sessions  map[string]*Session   // by session id
+	byKey     map[string]*Session   // by app + "\x00" + instance, after hello
+	offers    map[string][]*Session // full method name → sessions offering it
+	apps      map[string]int        // helloed sessions by app
+	unhelloed int                   // connections that have not said hello yet
+	live      int                   // helloed sessions with a connection (not reconnecting)
 }
 
 func newRegistry() registry {
