@@ -191,9 +191,9 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(newGuardedHandler(slog.NewTextHandler(w, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(newGuardedHandler(slog.NewJSONHandler(w, opts))), nil
 	}
 	return nil, fmt.Errorf("bad --log-format %q: use text or json", format)
 }
