@@ -45,6 +45,11 @@ func (r *Router) subscribe(s *Session, raw json.RawMessage, add bool) (any, *rpc
 			s.topics = slices.DeleteFunc(s.topics, func(x string) bool { return x == t })
 		}
 	}
+	if len(s.topics) > 0 {
+		r.registry.subscribers[s] = struct{}{}
+	} else {
+		delete(r.registry.subscribers, s)
+	}
 	return map[string]any{"topics": append([]string{}, s.topics...)}, nil
 }
 
@@ -81,7 +86,7 @@ func (r *Router) publish(from *Session, topic string, data any) int {
 	r.notifyWatchers(topic, raw, at)
 	var frame []byte
 	delivered := 0
-	for _, s := range r.registry.sessions {
+	for s := range r.registry.subscribers {
 		if s == from || !slices.ContainsFunc(s.topics, func(p string) bool { return topicMatches(p, topic) }) {
 			continue
 		}

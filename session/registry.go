@@ -12,12 +12,15 @@ import (
 // (reconnecting ones included), the helloed ones by app and instance, and
 // the sessions offering each full method name. Guarded by Router.mu.
 type registry struct {
-	sessions  map[string]*Session   // by session id
-	byKey     map[string]*Session   // by app + "\x00" + instance, after hello
-	offers    map[string][]*Session // full method name → sessions offering it
-	apps      map[string]int        // helloed sessions by app
-	unhelloed int                   // connections that have not said hello yet
-	live      int                   // helloed sessions with a connection (not reconnecting)
+	sessions map[string]*Session   // by session id
+	byKey    map[string]*Session   // by app + "\x00" + instance, after hello
+	offers   map[string][]*Session // full method name → sessions offering it
+	apps     map[string]int        // helloed sessions by app
+	// subscribers are the sessions with at least one topic, so that an
+	// event costs what its subscribers cost, not a scan of every session.
+	subscribers map[*Session]struct{}
+	unhelloed   int // connections that have not said hello yet
+	live        int // helloed sessions with a connection (not reconnecting)
 }
 
 func newRegistry() registry {
@@ -26,6 +29,8 @@ func newRegistry() registry {
 		byKey:    map[string]*Session{},
 		offers:   map[string][]*Session{},
 		apps:     map[string]int{},
+
+		subscribers: map[*Session]struct{}{},
 	}
 }
 
@@ -49,6 +54,7 @@ func (g *registry) remove(s *Session) {
 		return
 	}
 	delete(g.sessions, s.id)
+	delete(g.subscribers, s)
 	switch {
 	case !s.helloed:
 		g.unhelloed--
