@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/dccbridge/dccbridge/rpc"
 	"github.com/dccbridge/dccbridge/session"
@@ -41,6 +42,10 @@ type Options struct {
 	AllowOrigins []string
 	// MaxMessage is the largest message read, in bytes. Default 16 MiB.
 	MaxMessage int64
+	// MaxRPCBytes bounds the POST /rpc bodies held at once, in bytes: a
+	// body is held from its read until its reply is sent. A request that
+	// would cross it gets 503 with Retry-After. Default 4 × MaxMessage.
+	MaxRPCBytes int64
 	// Version is shown on the status page. Default: "dev".
 	Version string
 }
@@ -52,8 +57,9 @@ type Server struct {
 	mux       *http.ServeMux
 	bindHost  string
 	allowNull bool
-	feed      *feed  // the status page's event log (status.go)
-	boot      string // new at every New: tells the page the bridge restarted
+	feed      *feed               // the status page's event log (status.go)
+	rpcBytes  *semaphore.Weighted // POST /rpc bodies held, bounded by MaxRPCBytes
+	boot      string              // new at every New: tells the page the bridge restarted
 }
 
 // New returns a Server for opts. It starts one goroutine that watches the
@@ -65,7 +71,10 @@ func New(opts Options) *Server {
 	if opts.MaxMessage <= 0 {
 		opts.MaxMessage = 16 << 20
 	}
-	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	if opts.MaxRPCBytes <= 0 {
+		opts.MaxRPCBytes = 4 * opts.MaxMessage
+	}
+	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), rpcBytes: semaphore.NewWeighted(opts.MaxRPCBytes)}
 	s.bindHost, _, _ = net.SplitHostPort(opts.Addr)
 	s.allowNull = slices.Contains(opts.AllowOrigins, "null")
 	s.boot = newBoot()
@@ -148,7 +157,24 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token>; `bridge token` prints it)")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessage))
+	// The body is read into one buffer of its announced length (no
+	// doubling growth) and counted against MaxRPCBytes until the reply is
+	// sent: its params stay in use while the call runs.
+	size := r.ContentLength
+	switch {
+	case size > s.opts.MaxMessage:
+		http.Error(w, "message too big (the limit is --max-message)", http.StatusRequestEntityTooLarge)
+		return
+	case size < 0: // not announced (chunked): the most it may be
+		size = s.opts.MaxMessage
+	}
+	if !s.rpcBytes.TryAcquire(size) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "busy: too many POST /rpc bytes held at once (the limit is 4 × --max-message); retry shortly", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.rpcBytes.Release(size)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxMessage), r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -183,6 +209,18 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	io.WriteString(w, "ready\n")
+}
+
+// readBody reads r whole; n, when not negative, is its announced length.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	if n < 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
