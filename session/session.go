@@ -98,20 +98,25 @@ var errClosedByBridge = errors.New("closed by the bridge")
 
 // run serves the session until its connection ends and returns what ended
 // it: a failed write or heartbeat (after which the read fails too, only as
-// a consequence), else what ended the read.
+// a consequence), else what ended the read. The read loop runs on the
+// calling goroutine (the HTTP handler's), the writer and the heartbeat on
+// their own: three goroutines a session, not four.
 func (s *Session) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var writeErr, beatErr error
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.readLoop(ctx) })
-	g.Go(func() error { writeErr = s.writeLoop(ctx); return writeErr })
-	g.Go(func() error { beatErr = s.heartbeat(ctx); return beatErr })
-	err := g.Wait()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { writeErr = s.writeLoop(gctx); return writeErr })
+	g.Go(func() error { beatErr = s.heartbeat(gctx); return beatErr })
+	readErr := s.readLoop(gctx)
+	cancel() // the writer and the heartbeat end with the read
+	_ = g.Wait()
 	for _, cause := range []error{writeErr, beatErr} {
 		if cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}
 	}
-	return err
+	return readErr
 }
 
 func (s *Session) readLoop(ctx context.Context) error {

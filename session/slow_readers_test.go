@@ -264,6 +264,7 @@ func TestHelloReplacesStalledInstance(t *testing.T) {
 			t.Fatalf("in flight to the old connection: %v", got)
 		}
 
+		synctest.Wait() // the old connection's writer is blocked on a full buffer, calls in hand
 		b.memEchoHost("photoshop", "ps-1", "work") // the new connection
 		b.logs.wait(t, 5*time.Second, "session replaced by a new connection of the same instance", "instance", "ps-1")
 
