@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/dccbridge/dccbridge/internal/memconn"
 	"github.com/dccbridge/dccbridge/session"
 )
 
@@ -111,46 +110,17 @@ func TestOrderKeptAcrossResumeAndReplacement(t *testing.T) {
 // gets every one of them when it comes back with the same boot.
 func TestRepliesTakenByWriterHeldForReplayCaller(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := startMem(t, session.Options{WriteTimeout: 10 * time.Second, BusyAfter: time.Hour})
-		host, _ := b.join(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
-		toolHello := map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "boot": "t-1", "replay": true}
-		// Room for one message: the hello result fills it, and the tool
-		// never reads, so the first reply's write blocks until it times
-		// out, with the other replies taken from the queue behind it.
-		tool := b.connect(memconn.Options{Buffer: 1})
-		tool.send(map[string]any{"jsonrpc": "2.0", "id": "hello", "method": "bridge.hello", "params": toolHello})
-		for i := range 3 {
-			tool.send(map[string]any{"jsonrpc": "2.0", "id": i, "method": "aftereffects.render"})
-		}
-		var fids []string
-		for range 3 {
-			m := host.Expect(memWait, func(m map[string]any) bool { return m["method"] == "render" })
-			fids = append(fids, m["id"].(string))
-		}
-		for i, fid := range fids {
-			host.answer(fid, fmt.Sprint("frame ", i))
-		}
-		synctest.Wait()
-		time.Sleep(11 * time.Second)
+		b, toolHello := stallReplayTool(t)
+		time.Sleep(11 * time.Second) // the write times out
 		synctest.Wait()
 		if s := b.stateOf("pub-1"); s == nil || s.State != session.StateReconnecting {
 			t.Fatalf("after the write timed out: %+v, want reconnecting", s)
 		}
-
 		back, res := b.join(toolHello)
 		if res["resumed"] != true {
 			t.Fatalf("hello result %v, want resumed", res)
 		}
-		got := map[float64]any{}
-		for len(got) < 3 {
-			m := back.Expect(memWait, func(m map[string]any) bool { _, ok := m["result"]; return ok })
-			got[m["id"].(float64)] = m["result"]
-		}
-		for i := range 3 {
-			if got[float64(i)] != fmt.Sprint("frame ", i) {
-				t.Errorf("reply %d: %v, want %q", i, got[float64(i)], fmt.Sprint("frame ", i))
-			}
-		}
+		wantFrames(t, back)
 	})
 }
 

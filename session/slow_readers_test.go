@@ -264,8 +264,10 @@ func TestHelloReplacesStalledInstance(t *testing.T) {
 			t.Fatalf("in flight to the old connection: %v", got)
 		}
 
-		synctest.Wait() // the old connection's writer is blocked on a full buffer, calls in hand
-		b.memEchoHost("photoshop", "ps-1", "work") // the new connection
+		// The old connection's writer is blocked on its full buffer, calls
+		// in hand, when the new connection says hello.
+		synctest.Wait()
+		b.memEchoHost("photoshop", "ps-1", "work")
 		b.logs.wait(t, 5*time.Second, "session replaced by a new connection of the same instance", "instance", "ps-1")
 
 		// The old connection, its writer blocked and its close frame not yet

@@ -16,39 +16,56 @@ import (
 // bubbles; a peer with room for one message stands for one whose socket
 // is full.
 
+// stallReplayTool starts a bridge (write timeout 10 s) with a host and a
+// replay tool whose connection has room for one message, which its hello
+// result fills: the tool reads nothing from then on. The tool makes three
+// calls and the host answers them "frame 0" to "frame 2"; the bridge's
+// writer is then blocked on the first reply, the others taken behind it.
+func stallReplayTool(t *testing.T) (b *memBridge, toolHello map[string]any) {
+	t.Helper()
+	b = startMem(t, session.Options{WriteTimeout: 10 * time.Second, BusyAfter: time.Hour})
+	host, _ := b.join(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
+	toolHello = map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "boot": "t-1", "replay": true}
+	tool := b.connect(memconn.Options{Buffer: 1})
+	tool.send(map[string]any{"jsonrpc": "2.0", "id": "hello", "method": "bridge.hello", "params": toolHello})
+	for i := range 3 {
+		tool.send(map[string]any{"jsonrpc": "2.0", "id": i, "method": "aftereffects.render"})
+	}
+	for i := range 3 {
+		m := host.Expect(memWait, func(m map[string]any) bool { return m["method"] == "render" })
+		host.answer(m["id"].(string), fmt.Sprint("frame ", i))
+	}
+	synctest.Wait()
+	return b, toolHello
+}
+
+// wantFrames reads the three replies stallReplayTool's calls are owed at
+// the tool's new connection p.
+func wantFrames(t *testing.T, p *memPeer) {
+	t.Helper()
+	got := map[float64]any{}
+	for len(got) < 3 {
+		m := p.Expect(memWait, func(m map[string]any) bool { _, ok := m["result"]; return ok })
+		got[m["id"].(float64)] = m["result"]
+	}
+	for i := range 3 {
+		if want := fmt.Sprint("frame ", i); got[float64(i)] != want {
+			t.Errorf("reply %d: %v, want %q", i, got[float64(i)], want)
+		}
+	}
+}
+
 // A replay tool replaced by a new connection (same boot) while the old
 // writer is blocked writing its replies gets all of them on the new one.
 func TestRepliesOfReplacedWriterMoveToNewConnection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := startMem(t, session.Options{WriteTimeout: 10 * time.Second, BusyAfter: time.Hour})
-		host, _ := b.join(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"render"}})
-		toolHello := map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1", "boot": "t-1", "replay": true}
-		tool := b.connect(memconn.Options{Buffer: 1})
-		tool.send(map[string]any{"jsonrpc": "2.0", "id": "hello", "method": "bridge.hello", "params": toolHello})
-		for i := range 3 {
-			tool.send(map[string]any{"jsonrpc": "2.0", "id": i, "method": "aftereffects.render"})
-		}
-		for i := range 3 {
-			m := host.Expect(memWait, func(m map[string]any) bool { return m["method"] == "render" })
-			host.answer(m["id"].(string), fmt.Sprint("frame ", i))
-		}
-		synctest.Wait()
-		time.Sleep(2 * time.Second) // the old writer is blocked on a reply, within its write timeout
-
+		b, toolHello := stallReplayTool(t)
+		time.Sleep(2 * time.Second) // within the write timeout
 		back, res := b.join(toolHello)
 		if res["resumed"] != true {
 			t.Fatalf("hello result %v, want resumed", res)
 		}
-		got := map[float64]any{}
-		for len(got) < 3 {
-			m := back.Expect(memWait, func(m map[string]any) bool { _, ok := m["result"]; return ok })
-			got[m["id"].(float64)] = m["result"]
-		}
-		for i := range 3 {
-			if want := fmt.Sprint("frame ", i); got[float64(i)] != want {
-				t.Errorf("reply %d: %v, want %q", i, got[float64(i)], want)
-			}
-		}
+		wantFrames(t, back)
 	})
 }
 
