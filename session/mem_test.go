@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dccbridge/dccbridge/internal/bridgetest"
 	"github.com/dccbridge/dccbridge/internal/memconn"
 	"github.com/dccbridge/dccbridge/session"
 )
@@ -203,34 +204,15 @@ func (p *memPeer) none() {
 // Expect reads messages until one satisfies match, failing after timeout.
 func (p *memPeer) Expect(timeout time.Duration, match func(map[string]any) bool) map[string]any {
 	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			p.t.Fatalf("no matching message within %v", timeout)
-		}
-		b := p.ReadRaw(left)
-		var m map[string]any
-		if json.Unmarshal(b, &m) == nil && match(m) {
-			return m
-		}
-	}
+	return bridgetest.Expect(p.t, timeout, p.ReadRaw, match)
 }
 
 // Call sends a request and returns its reply (skipping other messages).
 func (p *memPeer) Call(id any, method string, params any) map[string]any {
 	p.t.Helper()
-	msg := map[string]any{"jsonrpc": "2.0", "id": id, "method": method}
-	if params != nil {
-		msg["params"] = params
-	}
+	msg, reply := bridgetest.Request(id, method, params)
 	p.Send(msg)
-	want, _ := json.Marshal(id)
-	return p.Expect(memWait, func(m map[string]any) bool {
-		got, _ := json.Marshal(m["id"])
-		_, isReq := m["method"]
-		return !isReq && string(got) == string(want)
-	})
+	return p.Expect(memWait, reply)
 }
 
 // call is Call with a string id.

@@ -215,34 +215,48 @@ func (p *Peer) Read() map[string]any {
 // Expect reads messages until one satisfies match, failing after timeout.
 func (p *Peer) Expect(timeout time.Duration, match func(map[string]any) bool) map[string]any {
 	p.t.Helper()
+	return Expect(p.t, timeout, p.ReadRaw, match)
+}
+
+// Expect reads messages with readRaw (which fails t when nothing comes in
+// the time it is given) until one decodes to an object that satisfies
+// match, and fails t after timeout. Test peers of every transport use it.
+func Expect(t testing.TB, timeout time.Duration, readRaw func(time.Duration) []byte, match func(map[string]any) bool) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			p.t.Fatalf("no matching message within %v", timeout)
+			t.Fatalf("no matching message within %v", timeout)
 		}
-		b := p.ReadRaw(left)
 		var m map[string]any
-		if json.Unmarshal(b, &m) == nil && match(m) {
+		if json.Unmarshal(readRaw(left), &m) == nil && match(m) {
 			return m
 		}
+	}
+}
+
+// Request returns the JSON-RPC request for method with params (nil: none),
+// and a match for Expect that picks its reply.
+func Request(id any, method string, params any) (msg map[string]any, reply func(map[string]any) bool) {
+	msg = map[string]any{"jsonrpc": "2.0", "id": id, "method": method}
+	if params != nil {
+		msg["params"] = params
+	}
+	want, _ := json.Marshal(id)
+	return msg, func(m map[string]any) bool {
+		got, _ := json.Marshal(m["id"])
+		_, isReq := m["method"]
+		return !isReq && string(got) == string(want)
 	}
 }
 
 // Call sends a request and returns its reply (skipping other messages).
 func (p *Peer) Call(id any, method string, params any) map[string]any {
 	p.t.Helper()
-	msg := map[string]any{"jsonrpc": "2.0", "id": id, "method": method}
-	if params != nil {
-		msg["params"] = params
-	}
+	msg, reply := Request(id, method, params)
 	p.Send(msg)
-	want, _ := json.Marshal(id)
-	return p.Expect(5*time.Second, func(m map[string]any) bool {
-		got, _ := json.Marshal(m["id"])
-		_, isReq := m["method"]
-		return !isReq && string(got) == string(want)
-	})
+	return p.Expect(5*time.Second, reply)
 }
 
 // Hello says bridge.hello with params and fails the test on an error reply.
