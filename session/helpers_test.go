@@ -243,6 +243,24 @@ func startEchoHost(t *testing.T, url, app, instance string, methods ...string) *
 	return h
 }
 
+// echoReply is an echo host's answer to msg: its params and the host's
+// instance as the result; ok is false for what it does not answer
+// (replies, notifications, and the method "hang").
+func echoReply(msg []byte, instance string) (reply []byte, ok bool) {
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(msg, &m) != nil || m.ID == nil || m.Method == "" || m.Method == "hang" {
+		return nil, false
+	}
+	if m.Params == nil {
+		m.Params = json.RawMessage("null")
+	}
+	return fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":{"instance":%q,"params":%s}}`, m.ID, instance, m.Params), true
+}
+
 func (h *echoHost) serve(instance string) {
 	defer close(h.done)
 	ctx := context.Background()
@@ -251,20 +269,12 @@ func (h *echoHost) serve(instance string) {
 		if err != nil {
 			return
 		}
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-			Params json.RawMessage `json:"params"`
-		}
-		if json.Unmarshal(b, &m) != nil || m.ID == nil || m.Method == "" || m.Method == "hang" {
+		reply, ok := echoReply(b, instance)
+		if !ok {
 			continue
 		}
-		if m.Params == nil {
-			m.Params = json.RawMessage("null")
-		}
-		reply := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"instance":%q,"params":%s}}`, m.ID, instance, m.Params)
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = h.conn.Write(wctx, websocket.MessageText, []byte(reply))
+		err = h.conn.Write(wctx, websocket.MessageText, reply)
 		cancel()
 		if err != nil {
 			return

@@ -304,19 +304,11 @@ func (b *memBridge) memEchoHost(app, instance string, methods ...string) *memPee
 			if err != nil {
 				return
 			}
-			var m struct {
-				ID     json.RawMessage `json:"id"`
-				Method string          `json:"method"`
-				Params json.RawMessage `json:"params"`
-			}
-			if json.Unmarshal(data, &m) != nil || m.ID == nil || m.Method == "" || m.Method == "hang" {
+			reply, ok := echoReply(data, instance)
+			if !ok {
 				continue
 			}
-			if m.Params == nil {
-				m.Params = json.RawMessage("null")
-			}
-			reply := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"instance":%q,"params":%s}}`, m.ID, instance, m.Params)
-			if p.p.Send([]byte(reply)) != nil {
+			if p.p.Send(reply) != nil {
 				return
 			}
 		}
