@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -34,6 +35,7 @@ type serveConfig struct {
 	heartbeatInterval time.Duration
 	heartbeatTimeout  time.Duration
 	cpuProfile        string
+	memProfile        string
 	busyAfter         time.Duration
 	resumeWait        time.Duration
 }
@@ -56,6 +58,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a session whose pong has not come within this is gone")
 	fs.DurationVar(&cfg.busyAfter, "busy-after", envDuration("BRIDGE_BUSY_AFTER", 5*time.Second), "a session with calls in flight that sends nothing for this long is busy: no new calls or events go to it (env BRIDGE_BUSY_AFTER)")
 	fs.DurationVar(&cfg.resumeWait, "resume-wait", envDuration("BRIDGE_RESUME_WAIT", 30*time.Second), "how long a dropped session's calls stay parked waiting for its instance to come back (env BRIDGE_RESUME_WAIT)")
+	fs.StringVar(&cfg.memProfile, "memprofile", os.Getenv("BRIDGE_MEMPROFILE"), "when SIGINT or SIGTERM comes, write a heap profile to `file` before shutting down, for `go tool pprof` (env BRIDGE_MEMPROFILE)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", os.Getenv("BRIDGE_CPUPROFILE"), "write a CPU profile to `file` until the bridge stops, for `go tool pprof` (env BRIDGE_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
@@ -159,6 +162,11 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	case <-ctx.Done():
 	}
 	stop()
+	if cfg.memProfile != "" {
+		if err := writeHeapProfile(cfg.memProfile); err != nil {
+			log.Error("heap profile not written", "error", err)
+		}
+	}
 	log.Info("shutting down: closing sessions, failing calls in flight with -32006")
 	sctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 	defer cancel()
@@ -236,6 +244,20 @@ func usageExit(err error) int {
 		return exitOK
 	}
 	return exitUsage
+}
+
+// writeHeapProfile writes the live heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	return f.Close()
 }
 
 // startCPUProfile profiles the process into path until the returned stop is
