@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/dccbridge/dccbridge/retry"
 )
 
@@ -99,22 +97,30 @@ var errClosedByBridge = errors.New("closed by the bridge")
 // run serves the session until its connection ends and returns what ended
 // it: a failed write or heartbeat (after which the read fails too, only as
 // a consequence), else what ended the read. The read loop runs on the
-// calling goroutine (the HTTP handler's), the writer and the heartbeat on
-// their own: three goroutines a session, not four.
+// calling goroutine (the HTTP handler's) and the writer on its own; the
+// heartbeat is a timer whose ping runs only while one is in flight: two
+// goroutines a session while it is idle.
 func (s *Session) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var writeErr, beatErr error
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { writeErr = s.writeLoop(gctx); return writeErr })
-	g.Go(func() error { beatErr = s.heartbeat(gctx); return beatErr })
-	readErr := s.readLoop(gctx)
+	var writeErr error
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		writeErr = s.writeLoop(ctx)
+		cancel()
+	}()
+	var beatErr atomic.Pointer[error]
+	beat := s.startHeartbeat(ctx, func(err error) { beatErr.Store(&err); cancel() })
+	readErr := s.readLoop(ctx)
 	cancel() // the writer and the heartbeat end with the read
-	_ = g.Wait()
-	for _, cause := range []error{writeErr, beatErr} {
-		if cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause
-		}
+	beat.Stop()
+	<-writerDone
+	switch {
+	case writeErr != nil && !errors.Is(writeErr, context.Canceled):
+		return writeErr
+	case beatErr.Load() != nil:
+		return *beatErr.Load()
 	}
 	return readErr
 }
@@ -184,42 +190,53 @@ func (s *Session) writeLoop(ctx context.Context) error {
 	}
 }
 
-// heartbeat pings the peer every HeartbeatInterval and ends the session
-// when the peer is gone: no pong and nothing received within
-// HeartbeatTimeout. A ping is not a verdict while a long write holds the
-// connection (the write timeout decides then) or while a message from the
-// peer is arriving.
-func (s *Session) heartbeat(ctx context.Context) error {
+// startHeartbeat pings the peer every HeartbeatInterval from a timer, and
+// ends the session through fail when the peer is gone: no pong and nothing
+// received within HeartbeatTimeout. A ping is not a verdict while a long
+// write holds the connection (the write timeout decides then) or while a
+// message from the peer is arriving. Stop the returned timer when the
+// session ends.
+func (s *Session) startHeartbeat(ctx context.Context, fail func(error)) *time.Timer {
 	interval, timeout := s.router.opts.HeartbeatInterval, s.router.opts.HeartbeatTimeout
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+	var t *time.Timer
+	var mu sync.Mutex // t is set before the first tick can read it
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(interval, func() {
+		if err := s.ping(ctx, timeout); err != nil {
+			fail(err)
+			return
 		}
-		if s.writing.Load() {
-			continue
+		if ctx.Err() == nil {
+			mu.Lock()
+			t.Reset(interval)
+			mu.Unlock()
 		}
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		start := time.Now()
-		err := s.conn.Ping(pctx)
-		cancel()
-		switch {
-		case err == nil:
-			s.rtt.Store(int64(time.Since(start)))
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, ErrReceiving), s.writing.Load():
-			// Alive: busy sending us a message, or the ping waited
-			// behind our own long write.
-		case errors.Is(err, ErrNoPong):
-			return fmt.Errorf("no pong within %v and nothing received: %w", timeout, err)
-		default:
-			return fmt.Errorf("ping failed: %w", err)
-		}
+	})
+	return t
+}
+
+// ping probes the peer once; it returns an error when the peer is gone.
+func (s *Session) ping(ctx context.Context, timeout time.Duration) error {
+	if s.writing.Load() || ctx.Err() != nil {
+		return nil
 	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	start := time.Now()
+	err := s.conn.Ping(pctx)
+	cancel()
+	switch {
+	case err == nil:
+		s.rtt.Store(int64(time.Since(start)))
+	case ctx.Err() != nil, errors.Is(err, ErrReceiving), s.writing.Load():
+		// Ending anyway; or alive: busy sending us a message, or the ping
+		// waited behind our own long write.
+	case errors.Is(err, ErrNoPong):
+		return fmt.Errorf("no pong within %v and nothing received: %w", timeout, err)
+	default:
+		return fmt.Errorf("ping failed: %w", err)
+	}
+	return nil
 }
 
 // setClose records the close code and reason once; it reports whether this
