@@ -48,10 +48,10 @@ type Options struct {
 	ContextTimeout time.Duration
 
 	// QueueBytes bounds one session's outbound queue, in bytes of frames
-	// not yet written: a reply, call or control frame that would cross it
-	// makes the session a slow reader, closed with 1008 (an empty queue
-	// takes any one frame); an event that would cross half of it is
-	// dropped for that session. Default 8 MiB.
+	// waiting to be written behind the one at its head (being written or
+	// next): a reply, call or control frame pushed when that many wait
+	// makes the session a slow reader, closed with 1008; an event pushed
+	// when half that many wait is dropped for that session. Default 8 MiB.
 	QueueBytes int
 	// MaxInFlight is the most calls one caller may have in flight; more
 	// are answered -32003. Default 1024.

@@ -31,11 +31,15 @@ type outFrame struct {
 	cancel string
 }
 
-// outQueue is a session's outbound queue, bounded in bytes: a frame is
+// outQueue is a session's outbound queue, bounded in bytes. A frame is
 // counted from push until the writer is done with it (written, skipped or
-// handed back at the end), so what one session holds never exceeds the
-// limit by more than one frame. push never blocks; the session's writer is
-// its only consumer. Safe for concurrent use.
+// handed back at the end); the oldest such frame, the one being written or
+// next to be, does not count against the limit, so a reader that keeps up
+// takes frames of any size one after another. What waits behind it
+// reaching the limit makes the session a slow reader: one session holds
+// at most the limit, one frame over it and the frame at the head. push
+// never blocks; the session's writer is its only consumer. Safe for
+// concurrent use.
 //
 // It ends in one of two ways: flush (write what is queued, then stop: a
 // close the peer should see after its last replies) or close (stop now:
@@ -45,8 +49,9 @@ type outQueue struct {
 	mu      sync.Mutex
 	frames  []outFrame
 	spare   []outFrame
-	limit   int  // bytes
-	bytes   int  // of the frames queued or taken and not yet done with
+	limit   int   // bytes
+	bytes   int   // of the frames queued or taken and not yet done with
+	sizes   []int // their sizes, oldest first: sizes[0] is the head's
 	closed  bool // nothing more is written; unwritten frames go back to the Router
 	flushed bool // the writer stops once the queue is empty
 	retired bool // the session left the registry: its call frames are not its own any more
@@ -71,17 +76,15 @@ func (q *outQueue) push(f outFrame, class frameClass) pushResult {
 	case q.closed || q.flushed:
 		q.mu.Unlock()
 		return pushDropped
-	case class == classEvent && q.bytes+len(f.data) > q.limit/2:
+	case class == classEvent && q.behindHead() >= q.limit/2:
 		q.mu.Unlock()
 		return pushDropped
-	case q.bytes > 0 && q.bytes+len(f.data) > q.limit:
-		// An empty queue takes any one frame (a reply may be as large as
-		// a message may be); one that holds anything takes it only
-		// within the limit.
+	case q.behindHead() >= q.limit:
 		q.mu.Unlock()
 		return pushFull
 	}
 	q.bytes += len(f.data)
+	q.sizes = append(q.sizes, len(f.data))
 	q.frames = append(q.frames, f)
 	q.mu.Unlock()
 	q.signal()
@@ -124,7 +127,21 @@ const (
 func (q *outQueue) done(f outFrame) {
 	q.mu.Lock()
 	q.bytes -= len(f.data)
+	if len(q.sizes) > 0 {
+		q.sizes = q.sizes[1:]
+	}
+	if len(q.sizes) == 0 {
+		q.sizes = q.sizes[:0:0] // let the array go once drained
+	}
 	q.mu.Unlock()
+}
+
+// behindHead is how many bytes wait behind the head frame; q.mu is held.
+func (q *outQueue) behindHead() int {
+	if len(q.sizes) == 0 {
+		return 0
+	}
+	return q.bytes - q.sizes[0]
 }
 
 // claim tells the writer whether it may write f, and marks a call frame's

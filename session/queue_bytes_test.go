@@ -46,3 +46,29 @@ func TestStalledReaderClosedWithinByteBound(t *testing.T) {
 		}
 	})
 }
+
+// A reader that keeps up is never a slow reader, whatever the size of
+// what it is sent: a 9 MiB reply (more than the 8 MiB bound) and then
+// small ones reach it.
+func TestLargeReplyToReaderThatKeepsUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{BusyAfter: time.Hour})
+		host, _ := b.join(map[string]any{"app": "aftereffects", "instance": "ae-1", "methods": []string{"frame"}})
+		tool, _ := b.join(map[string]any{"app": "pipeline", "kind": "tool", "instance": "pub-1"})
+		big := strings.Repeat("x", 9<<20)
+		for i, result := range []string{big, "small", "small"} {
+			tool.send(map[string]any{"jsonrpc": "2.0", "id": i, "method": "aftereffects.frame"})
+			m := host.Expect(memWait, func(m map[string]any) bool { return m["method"] == "frame" })
+			host.answer(m["id"].(string), result)
+		}
+		for i, want := range []int{9 << 20, 5, 5} {
+			m := tool.Expect(memWait, func(m map[string]any) bool { return m["id"] == float64(i) })
+			if r, _ := m["result"].(string); len(r) != want {
+				t.Fatalf("reply %d: %d bytes (%v), want %d", i, len(r), m["error"], want)
+			}
+		}
+		if n := b.logs.count("slow reader closed"); n != 0 {
+			t.Fatalf("a reader that keeps up was closed as a slow reader")
+		}
+	})
+}
