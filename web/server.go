@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -58,7 +59,7 @@ type Server struct {
 	bindHost  string
 	allowNull bool
 	feed      *feed               // the status page's event log (status.go)
-	rpcBytes  *semaphore.Weighted // POST /rpc bodies held, bounded by MaxRPCBytes
+	rpcBytes  *semaphore.Weighted // memory of the POST /rpc bodies held, bounded by MaxRPCBytes
 	boot      string              // new at every New: tells the page the bridge restarted
 }
 
@@ -157,31 +158,23 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token>; `bridge token` prints it)")
 		return
 	}
-	// The body is read into one buffer of its announced length (no
-	// doubling growth) and counted against MaxRPCBytes until the reply is
-	// sent: its params stay in use while the call runs.
-	size := r.ContentLength
-	switch {
-	case size > s.opts.MaxMessage:
+	if r.ContentLength > s.opts.MaxMessage {
 		http.Error(w, "message too big (the limit is --max-message)", http.StatusRequestEntityTooLarge)
 		return
-	case size < 0: // not announced (chunked): the most it may be
-		size = s.opts.MaxMessage
 	}
-	if !s.rpcBytes.TryAcquire(size) {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "busy: too many POST /rpc bytes held at once (the limit is 4 × --max-message); retry shortly", http.StatusServiceUnavailable)
-		return
-	}
-	defer s.rpcBytes.Release(size)
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxMessage), r.ContentLength)
+	body, held, err := s.readRPCBody(w, r)
+	defer s.rpcBytes.Release(held)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.Is(err, errRPCBusy):
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy: too many POST /rpc bytes held at once (the limit is 4 × --max-message); retry shortly", http.StatusServiceUnavailable)
+		case errors.As(err, &tooBig):
 			http.Error(w, "message too big (the limit is --max-message)", http.StatusRequestEntityTooLarge)
-			return
+		default:
+			http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
 		}
-		http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	if !utf8.Valid(body) {
@@ -211,16 +204,43 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// readBody reads r whole; n, when not negative, is its announced length.
-func readBody(r io.Reader, n int64) ([]byte, error) {
-	if n < 0 {
-		return io.ReadAll(r)
+// rpcBodyTimeout bounds the read of a POST /rpc body: a client that
+// announces a body and goes silent lets go of what it holds.
+const rpcBodyTimeout = 30 * time.Second
+
+// errRPCBusy: the POST /rpc bodies held at once reached MaxRPCBytes.
+var errRPCBusy = errors.New("POST /rpc bodies at their bound")
+
+// readRPCBody reads r's body, at most MaxMessage bytes within
+// rpcBodyTimeout, counting the memory it takes against MaxRPCBytes as the
+// bytes arrive (a body announced but not sent holds nothing). It returns
+// the body and the bytes held, which the caller releases once the reply is
+// sent (the params stay in use while the call runs), on error too.
+func (s *Server) readRPCBody(w http.ResponseWriter, r *http.Request) (body []byte, held int64, err error) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(rpcBodyTimeout))
+	// Cleared after: net/http watches the connection while the call runs,
+	// to cancel it if the client goes away.
+	defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	src := http.MaxBytesReader(w, r.Body, s.opts.MaxMessage)
+	for {
+		if len(body) == cap(body) {
+			grow := min(max(cap(body), 4<<10), 1<<20)
+			if !s.rpcBytes.TryAcquire(int64(grow)) {
+				return nil, held, errRPCBusy
+			}
+			held += int64(grow)
+			body = slices.Grow(body, grow)
+		}
+		n, err := src.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		switch {
+		case err == io.EOF:
+			return body, held, nil
+		case err != nil:
+			return nil, held, err
+		}
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
