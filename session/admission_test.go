@@ -116,3 +116,24 @@ func TestReconnectingCap(t *testing.T) {
 		again.nextCall("save", 2)
 	})
 }
+
+// A tool that offers nothing and does not replay (a `bridge call`) leaves
+// at once when its connection drops, with nothing left to resume; a host
+// that drops waits for its instance.
+func TestDroppedToolLeavesNoGhost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		tool, _ := b.join(map[string]any{"app": "cli", "kind": "tool", "instance": "cli-1"})
+		host, _ := b.join(map[string]any{"app": "maya", "instance": "m-1", "methods": []string{"export"}})
+		tool.drop()
+		host.drop()
+		synctest.Wait()
+		if s := b.stateOf("cli-1"); s != nil {
+			t.Errorf("the dropped tool is still listed: %+v", s)
+		}
+		if s := b.stateOf("m-1"); s == nil || s.State != session.StateReconnecting {
+			t.Errorf("the dropped host: %+v, want reconnecting", s)
+		}
+		b.logs.wait(t, time.Second, "session left", "instance", "cli-1", "why", "dropped, with nothing to resume (a tool that offers no methods and does not replay)")
+	})
+}

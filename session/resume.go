@@ -54,15 +54,22 @@ func (r *Router) heardFrom(s *Session) {
 
 // connectionEnded settles s once its connection is gone. A session that
 // said hello and did not leave for good (a normal closure, 1000, is
-// leaving) waits for its instance to come back; any other leaves.
+// leaving) waits for its instance to come back, unless it is a tool with
+// nothing to come back to (no methods offered, no replay: its calls were
+// cancelled), so that a dropped `bridge call` leaves no ghost. Any other
+// leaves.
 func (r *Router) connectionEnded(s *Session) {
 	r.mu.Lock()
 	defer r.unlock()
 	if s.gone || s.reconnecting {
 		return // replaced, or already settled
 	}
-	if !s.helloed || r.closing || CloseCode(s.peerClose.Load()) == CloseNormal {
+	switch {
+	case !s.helloed || r.closing || CloseCode(s.peerClose.Load()) == CloseNormal:
 		r.leave(s, "left")
+		return
+	case s.kind == "tool" && !s.replay && len(s.offer) == 0:
+		r.leave(s, "dropped, with nothing to resume (a tool that offers no methods and does not replay)")
 		return
 	}
 	r.suspend(s)
