@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // A peer controls much of what the bridge logs (method names, labels,
@@ -19,6 +20,8 @@ const (
 	// warnWindow; the rest of the window's are counted.
 	warnBurst  = 5
 	warnWindow = 10 * time.Second
+	// maxWarnKinds bounds the distinct warning messages counted at once.
+	maxWarnKinds = 256
 )
 
 // guardedHandler wraps a slog.Handler, cutting long values and
@@ -67,12 +70,17 @@ func (h *guardedHandler) WithGroup(name string) slog.Handler {
 	return &guardedHandler{next: h.next.WithGroup(name), limit: h.limit}
 }
 
-// cut shortens s to maxLogValue bytes, saying how long it was.
+// cut shortens s to at most maxLogValue bytes, on a character boundary,
+// saying how long it was.
 func cut(s string) string {
 	if len(s) <= maxLogValue {
 		return s
 	}
-	return fmt.Sprintf("%s…(%d bytes)", s[:maxLogValue], len(s))
+	n := maxLogValue
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:n], len(s))
 }
 
 // cutAttr shortens a's value if it is, or prints as, a long string.
@@ -97,8 +105,9 @@ func cutAttr(a slog.Attr) slog.Attr {
 }
 
 // warnLimiter counts warnings by message in windows of warnWindow. Its
-// map holds one entry per distinct message, and messages are the
-// program's own constants. Safe for concurrent use.
+// map holds one entry per distinct message, at most maxWarnKinds (a
+// message may carry a library's error text); when full it starts over.
+// Safe for concurrent use.
 type warnLimiter struct {
 	mu   sync.Mutex
 	seen map[string]*warnCount
@@ -116,6 +125,9 @@ func (l *warnLimiter) allow(msg string, t time.Time) (write bool, suppressed int
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.seen[msg]
+	if c == nil && len(l.seen) >= maxWarnKinds {
+		clear(l.seen)
+	}
 	if c == nil {
 		c = &warnCount{windowStart: t}
 		l.seen[msg] = c

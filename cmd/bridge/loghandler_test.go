@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 )
 
 // A 1 MiB method name, label or error costs a few hundred bytes of log, not
@@ -56,4 +58,20 @@ func TestRepeatedWarningsLimited(t *testing.T) {
 			t.Fatalf("the first refusal of the next window: %s, want suppressed 995", out.String())
 		}
 	})
+}
+
+// A value cut in the middle of a character keeps valid UTF-8, and warnings
+// whose messages all differ do not grow the limiter without bound.
+func TestLogCutKeepsUTF8AndLimiterBounded(t *testing.T) {
+	s := strings.Repeat("é", maxLogValue) // two bytes each
+	if c := cut("x" + s); !utf8.ValidString(c) {
+		t.Fatalf("cut left invalid UTF-8: %q", c[maxLogValue-4:])
+	}
+	l := &warnLimiter{seen: map[string]*warnCount{}}
+	for i := range 10 * maxWarnKinds {
+		l.allow(fmt.Sprint("promhttp: error at ", i), time.Now())
+	}
+	if len(l.seen) > maxWarnKinds {
+		t.Fatalf("the limiter holds %d messages, want at most %d", len(l.seen), maxWarnKinds)
+	}
 }
