@@ -52,9 +52,9 @@ type outQueue struct {
 	limit   int   // bytes
 	bytes   int   // of the frames queued or taken and not yet done with
 	sizes   []int // their sizes, oldest first: sizes[0] is the head's
-	closed  bool // nothing more is written; unwritten frames go back to the Router
-	flushed bool // the writer stops once the queue is empty
-	retired bool // the session left the registry: its call frames are not its own any more
+	closed  bool  // nothing more is written; unwritten frames go back to the Router
+	flushed bool  // the writer stops once the queue is empty
+	retired bool  // the session left the registry: its call frames are not its own any more
 	wake    chan struct{}
 }
 
