@@ -125,6 +125,8 @@ func (s *Session) run(ctx context.Context) error {
 	return readErr
 }
 
+// readLoop reads until the connection ends. Ending ctx ends the read and
+// closes the connection at once (which also ends a write under way).
 func (s *Session) readLoop(ctx context.Context) error {
 	for {
 		data, err := s.conn.Read(ctx)
@@ -143,12 +145,20 @@ func (s *Session) readLoop(ctx context.Context) error {
 	}
 }
 
-// writeLoop writes what is queued, one frame at a time. When a write fails,
-// or the queue is closed under it, the frame it was on and those after it
-// are settled like frames never taken from the queue: replies owed to a
-// replay caller are held for its return, cancels kept for its instance's.
+// writeLoop writes what is queued, one frame at a time, until ctx ends.
+// When a write fails, or the queue is closed under it, the frame it was on
+// and those after it are settled like frames never taken from the queue:
+// replies owed to a replay caller are held for its return, cancels kept
+// for its instance's. Writes take no context of their own (a cancellable
+// one costs a timer per message): a write that does not finish within
+// WriteTimeout closes the connection (one timer per session, reset per
+// write), and the session's end closes it through the read's context.
 func (s *Session) writeLoop(ctx context.Context) error {
 	timeout := s.router.opts.WriteTimeout
+	var timedOut atomic.Bool
+	deadline := time.AfterFunc(timeout, func() { timedOut.Store(true); _ = s.conn.CloseNow() })
+	deadline.Stop()
+	defer deadline.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,16 +176,16 @@ func (s *Session) writeLoop(ctx context.Context) error {
 				s.closeConn()
 				return errClosedByBridge
 			}
-			wctx, cancel := context.WithTimeout(ctx, timeout)
 			s.writing.Store(true)
-			err := s.conn.Write(wctx, f.data)
+			deadline.Reset(timeout)
+			err := s.conn.Write(context.Background(), f.data)
+			deadline.Stop()
 			s.writing.Store(false)
-			cancel()
 			if err != nil {
 				if !s.queue.giveBack(frames[i:]) {
 					s.router.settleUnwritten(s, frames[i:])
 				}
-				if errors.Is(wctx.Err(), context.DeadlineExceeded) {
+				if timedOut.Load() {
 					return fmt.Errorf("write timed out after %v (the peer is not reading): %w", timeout, err)
 				}
 				return fmt.Errorf("write: %w", err)
