@@ -225,15 +225,29 @@ func TestTableOutput(t *testing.T) {
 // with it), lets it build the bridge, and runs the resume scenario with a
 // few cycles: bridge, and the resume process with its host, tool and
 // observer connections, in their own processes.
+// TestResumeEndToEnd runs the bridge-only scenarios that have their own
+// blocks in the report: resume latency and memory per idle session.
 func TestResumeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the harness and the bridge and runs them")
 	}
 	bin := buildHarness(t)
 
-	const cycles = 5
+	const cycles, idle = 5, 200
 	rep, stdout := runHarness(t, bin, "-only", "bridge", "-calls", "50", "-callers", "1",
-		"-warmup", "0", "-max-duration", "30s", "-resume-cycles", strconv.Itoa(cycles), "-json")
+		"-warmup", "0", "-max-duration", "30s", "-resume-cycles", strconv.Itoa(cycles), "-idle-sessions", strconv.Itoa(idle), "-json")
+	// The idle scenario: a bridge of its own holding 200 idle sessions of
+	// another process, its memory read from /proc (Linux only).
+	switch i := rep.Idle; {
+	case i == nil:
+		t.Errorf("no idle result:\n%s", stdout)
+	case runtime.GOOS != "linux":
+		if i.Failure == "" {
+			t.Errorf("idle: measured without /proc: %+v", i)
+		}
+	case i.Failure != "" || i.Sessions != idle || i.RSSBeforeKiB <= 0 || i.RSSAfterKiB <= i.RSSBeforeKiB || i.PerSessionKiB <= 0 || i.GoalKiB != 20:
+		t.Errorf("idle: %+v, want %d sessions, RSS grown, a per-session figure and the 20 KiB goal", i, idle)
+	}
 	r := rep.Resume
 	if r == nil {
 		t.Fatalf("no resume result:\n%s", stdout)

@@ -59,7 +59,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case "relay", "host", "tools", "resume":
+		case "relay", "host", "tools", "resume", "idle":
 			return runSubcommand(args[0], args[1:], stdout, stderr)
 		}
 	}
@@ -75,6 +75,7 @@ type benchConfig struct {
 	Warmup       time.Duration // time bound of each warm-up; 0 skips it
 	Payload      int           // bytes of params per call
 	ResumeCycles int           // drop/resume cycles of the resume scenario; 0 skips it
+	IdleSessions int           // idle sessions whose memory is measured (bridge only); 0 skips it
 	JSON         bool
 	BridgePkg    string
 	BridgeBin    string
@@ -95,6 +96,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "time bound of the warm-up before each scenario (10% of -calls); 0 skips it")
 	fs.IntVar(&cfg.Payload, "payload", 200, "size in bytes of each call's params object")
 	fs.IntVar(&cfg.ResumeCycles, "resume-cycles", 100, "drop/resume cycles of the resume-latency scenario (bridge only), bounded by -max-duration too; 0 skips it")
+	fs.IntVar(&cfg.IdleSessions, "idle-sessions", 0, "measure the bridge's memory per idle session with this many (a bridge of its own; Linux; e.g. 10000); 0 skips it")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&cfg.BridgePkg, "bridge-pkg", "github.com/dccbridge/dccbridge/cmd/bridge", "package to build the bridge from (run inside the module)")
 	fs.StringVar(&cfg.BridgeBin, "bridge-bin", "", "use this bridge binary instead of building -bridge-pkg")
@@ -121,6 +123,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return cfg, errors.New("-payload must be at least 12 bytes")
 	case cfg.ResumeCycles < 0:
 		return cfg, errors.New("-resume-cycles must not be negative")
+	case cfg.IdleSessions < 0:
+		return cfg, errors.New("-idle-sessions must not be negative")
 	}
 	return cfg, nil
 }
@@ -299,6 +303,17 @@ func bench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*report, err
 				log.Error("scenario failed", "scenario", sc.name, "target", t.name, "err", failure)
 			}
 		}
+	}
+	if cfg.IdleSessions > 0 && cfg.Only != "relay" {
+		log.Info("running", "scenario", "idle sessions", "sessions", cfg.IdleSessions)
+		r := runIdleScenario(ctx, procs, env, bridgeBin, cfg.IdleSessions)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if r.Failure != "" {
+			log.Error("scenario failed", "scenario", "idle sessions", "err", r.Failure)
+		}
+		rep.Idle = &r
 	}
 	rep.computeRatios()
 	return rep, nil

@@ -36,6 +36,10 @@ type report struct {
 	// Resume is the resume scenario's result, nil when it did not run
 	// (-only relay, -resume-cycles 0).
 	Resume *resumeResult `json:"resume,omitempty"`
+
+	// Idle is the idle scenario's result, nil when it did not run
+	// (-idle-sessions 0, -only relay).
+	Idle *idleResult `json:"idle,omitempty"`
 }
 
 // ratios compares the bridge with the relay.
@@ -82,7 +86,7 @@ func (rep *report) ok() bool {
 			return false
 		}
 	}
-	return rep.Resume == nil || rep.Resume.ok()
+	return (rep.Resume == nil || rep.Resume.ok()) && (rep.Idle == nil || rep.Idle.Failure == "")
 }
 
 // find returns the result of target in scenario.
@@ -156,10 +160,30 @@ func (rep *report) writeTable(w io.Writer) error {
 	if _, err := fmt.Fprintln(w, rep.ratiosLine()); err != nil {
 		return err
 	}
-	if rep.Resume == nil {
-		return nil
+	if rep.Resume != nil {
+		if err := rep.Resume.writeTable(w); err != nil {
+			return err
+		}
 	}
-	return rep.Resume.writeTable(w)
+	if rep.Idle != nil {
+		return rep.Idle.write(w)
+	}
+	return nil
+}
+
+// write writes r as its own block: what was measured and the verdict.
+func (r *idleResult) write(w io.Writer) error {
+	if r.Failure != "" {
+		_, err := fmt.Fprintf(w, "\nidle sessions: %d, FAILED: %s\n", r.Sessions, firstLine(r.Failure))
+		return err
+	}
+	verdict := "met"
+	if r.PerSessionKiB > r.GoalKiB {
+		verdict = "not met"
+	}
+	_, err := fmt.Fprintf(w, "\nidle sessions (clients in another process, %v to settle)\nbridge RSS %.1f MiB → %.1f MiB with %d sessions: %.1f KiB per session (goal ≤ %.0f KiB, %s)\n",
+		time.Duration(r.SettleSeconds*float64(time.Second)), float64(r.RSSBeforeKiB)/1024, float64(r.RSSAfterKiB)/1024, r.Sessions, r.PerSessionKiB, r.GoalKiB, verdict)
+	return err
 }
 
 // writeTable writes r as its own block: a heading, one row and a verdict

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -16,7 +17,7 @@ import (
 const hostReadyLine = "ready"
 
 // runSubcommand runs one of the hidden subcommands the orchestrator starts
-// in its own process — relay, host, tools or resume — and returns the exit
+// in its own process — relay, host, tools, resume or idle — and returns the exit
 // code. They are not meant to be run by hand.
 func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bridgebench "+name, flag.ContinueOnError)
@@ -30,6 +31,8 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 		hostCfg   hostConfig
 		toolsCfg  toolsConfig
 		resumeCfg resumeConfig
+		idleURL   string
+		idleN     int
 	)
 	switch name {
 	case "relay":
@@ -46,6 +49,9 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&toolsCfg.WarmupCalls, "warmup-calls", 0, "warm-up calls, all connections together")
 		fs.DurationVar(&toolsCfg.Warmup, "warmup", time.Second, "time bound of the warm-up")
 		fs.IntVar(&toolsCfg.Payload, "payload", 200, "params size in bytes")
+	case "idle":
+		fs.StringVar(&idleURL, "url", "", "the bridge's websocket URL")
+		fs.IntVar(&idleN, "n", 100, "idle sessions to hold")
 	case "resume":
 		fs.StringVar(&resumeCfg.URL, "url", "", "the bridge's websocket URL")
 		fs.IntVar(&resumeCfg.Cycles, "cycles", 100, "drop/resume cycles")
@@ -80,6 +86,8 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 			r.Failure = runErr.Error()
 		}
 		err = errors.Join(runErr, json.NewEncoder(stdout).Encode(r))
+	case "idle":
+		err = runIdle(ctx, idleURL, idleN, *readLimit, func(n int) { fmt.Fprintln(stdout, idleReadyPrefix+strconv.Itoa(n)) })
 	case "resume":
 		resumeCfg.ReadLimit = *readLimit
 		r, runErr := runResume(ctx, resumeCfg)
