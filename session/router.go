@@ -110,8 +110,10 @@ func (r *Router) next(kind string) (uint64, string) {
 	return r.seq, kind + "-" + r.prefix + "-" + strconv.FormatUint(r.seq, 36)
 }
 
-// Serve runs a session on conn until the connection ends. It owns conn
-// from now on.
+// Serve runs a session on conn until the connection ends, reading on the
+// calling goroutine; run it on a goroutine of its own (web does, so that
+// its HTTP handler returns and nothing of the upgrade request is kept). It
+// owns conn from now on.
 func (r *Router) Serve(conn Conn, p Peer) {
 	s := &Session{
 		router:      r,

@@ -97,9 +97,9 @@ var errClosedByBridge = errors.New("closed by the bridge")
 // run serves the session until its connection ends and returns what ended
 // it: a failed write or heartbeat (after which the read fails too, only as
 // a consequence), else what ended the read. The read loop runs on the
-// calling goroutine (the HTTP handler's) and the writer on its own; the
-// heartbeat is a timer whose ping runs only while one is in flight: two
-// goroutines a session while it is idle.
+// calling goroutine (Serve's) and the writer on its own; the heartbeat is
+// a timer whose ping runs only while one is in flight: two goroutines a
+// session while it is idle.
 func (s *Session) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

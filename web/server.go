@@ -137,7 +137,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(s.opts.MaxMessage)
-	s.opts.Router.Serve(newWSConn(conn), session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr})
+	// The session runs on a goroutine of its own and the handler returns:
+	// nothing of the upgrade request (net/http's request and response,
+	// the handler's stack) is kept for the session's life.
+	peer := session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr}
+	go s.opts.Router.Serve(newWSConn(conn), peer)
 }
 
 func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
