@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"slices"
@@ -78,24 +79,13 @@ func (c *call) errorData() map[string]any {
 	return d
 }
 
-// bySeq orders calls the way they were made.
-func bySeq(a, b *call) int {
-	switch {
-	case a.seq < b.seq:
-		return -1
-	case a.seq > b.seq:
-		return 1
-	}
-	return 0
-}
-
 // callsInOrder returns the calls of m in the order they were made.
 func callsInOrder(m map[string]*call) []*call {
 	list := make([]*call, 0, len(m))
 	for _, cl := range m {
 		list = append(list, cl)
 	}
-	slices.SortFunc(list, bySeq)
+	slices.SortFunc(list, func(a, b *call) int { return cmp.Compare(a.seq, b.seq) })
 	return list
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/dccbridge/dccbridge/internal/bridgetest"
 )
 
 // Helpers shared by the tests: a log watch to await log lines instead of
@@ -160,19 +162,9 @@ func dialRaw(t *testing.T, url string, opts *websocket.DialOptions) *rawPeer {
 // send writes v (a string of JSON, or a value to encode) as one text message.
 func (p *rawPeer) send(v any) {
 	p.t.Helper()
-	b, isString := []byte(nil), false
-	if s, ok := v.(string); ok {
-		b, isString = []byte(s), true
-	}
-	if !isString {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			p.t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.conn.Write(ctx, websocket.MessageText, b); err != nil {
+	if err := p.conn.Write(ctx, websocket.MessageText, bridgetest.Encode(p.t, v)); err != nil {
 		p.t.Fatalf("send: %v", err)
 	}
 }
@@ -186,11 +178,7 @@ func (p *rawPeer) read(timeout time.Duration) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("bad JSON from the bridge: %s", b)
-	}
-	return m, nil
+	return bridgetest.DecodeObject(b)
 }
 
 // call sends a request and reads messages until its reply.

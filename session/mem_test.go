@@ -105,19 +105,7 @@ type memPeer struct {
 // Send sends v (a string or []byte of JSON, or a value to encode).
 func (p *memPeer) Send(v any) {
 	p.t.Helper()
-	var b []byte
-	switch x := v.(type) {
-	case string:
-		b = []byte(x)
-	case []byte:
-		b = x
-	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			p.t.Fatalf("encode: %v", err)
-		}
-	}
-	if err := p.p.Send(b); err != nil {
+	if err := p.p.Send(bridgetest.Encode(p.t, v)); err != nil {
 		p.t.Fatalf("send: %v", err)
 	}
 }
@@ -149,11 +137,7 @@ func (p *memPeer) read(timeout time.Duration) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("bad JSON from the bridge: %s", b)
-	}
-	return m, nil
+	return bridgetest.DecodeObject(b)
 }
 
 // Read returns the next message decoded as an object (or {"batch": [...]}

@@ -3,15 +3,14 @@ package session_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/dccbridge/dccbridge/internal/pipelisten"
 	"github.com/dccbridge/dccbridge/session"
 	"github.com/dccbridge/dccbridge/web"
 )
@@ -20,62 +19,11 @@ import (
 // websocket adapter (package web and coder/websocket), for the heartbeat
 // tests that need the real transport with fake time.
 
-// pipeListener hands out net.Pipe ends to an http.Server, and dial gives
-// the client the other end, so websockets run inside a synctest bubble.
-type pipeListener struct {
-	conns   chan net.Conn
-	clients chan net.Conn // the client ends dialed, for a test to take
-	done    chan struct{}
-	once    sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), clients: make(chan net.Conn, 16), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		select {
-		case l.clients <- client:
-		default:
-		}
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-
-func (pipeAddr) String() string { return "127.0.0.1:8098" }
-
 // pipeBridge is a bridge served over net.Pipe inside a synctest bubble.
 type pipeBridge struct {
 	t      *testing.T
 	r      *session.Router
-	ln     *pipeListener
+	ln     *pipelisten.Listener
 	web    *web.Server
 	srv    *http.Server
 	served chan struct{}
@@ -88,11 +36,11 @@ type pipeBridge struct {
 func startPipeBridge(t *testing.T, opts session.Options) *pipeBridge {
 	logs, logger := newLogWatch(t)
 	opts.Logger = logger
-	b := &pipeBridge{t: t, r: session.New(opts), ln: newPipeListener(), served: make(chan struct{}), logs: logs}
+	b := &pipeBridge{t: t, r: session.New(opts), ln: pipelisten.New(), served: make(chan struct{}), logs: logs}
 	b.web = web.New(web.Options{Router: b.r, Addr: "127.0.0.1:8098", Logger: logger})
-	b.srv = &http.Server{Handler: b.web}
+	b.srv = web.NewHTTPServer(b.web, nil)
 	go func() { _ = b.srv.Serve(b.ln); close(b.served) }()
-	b.tr = &http.Transport{DialContext: b.ln.dial}
+	b.tr = &http.Transport{DialContext: b.ln.Dial}
 	b.client = &http.Client{Transport: b.tr}
 	return b
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,17 +10,21 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/dccbridge/dccbridge/internal/pipelisten"
 )
 
 // serveOnePipe serves h with the bridge's http.Server on one net.Pipe and
 // returns the client end; the server stops when the test's bubble ends it.
 func serveOnePipe(t *testing.T, h http.Handler) (net.Conn, func()) {
-	client, server := net.Pipe()
-	ln := &oneConnListener{conns: make(chan net.Conn, 1), done: make(chan struct{})}
-	ln.conns <- server
+	ln := pipelisten.New()
 	srv := NewHTTPServer(h, nil)
 	served := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(served) }()
+	client, err := ln.Dial(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return client, func() {
 		_ = client.Close()
 		_ = ln.Close()

@@ -9,35 +9,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/dccbridge/dccbridge/internal/pipelisten"
 	"github.com/dccbridge/dccbridge/session"
 )
-
-// oneConnListener hands one net.Conn to an http.Server.
-type oneConnListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-func (l *oneConnListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
-func (l *oneConnListener) Addr() net.Addr {
-	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8098}
-}
 
 // rawClient is a websocket client written by hand over net.Pipe, so a test
 // can send one frame slowly, the way a browser sends a large message: a
@@ -50,9 +30,8 @@ type rawClient struct {
 // acceptOverPipe upgrades a raw client through the adapter and returns
 // both ends; cleanup ends them.
 func acceptOverPipe(t *testing.T) (*wsConn, *rawClient, func()) {
-	client, server := net.Pipe()
-	ln := &oneConnListener{conns: make(chan net.Conn, 1), done: make(chan struct{})}
-	ln.conns <- server
+	ln := pipelisten.New()
+	stop := make(chan struct{})
 	accepted := make(chan *wsConn, 1)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
@@ -63,11 +42,15 @@ func acceptOverPipe(t *testing.T) (*wsConn, *rawClient, func()) {
 		ws.SetReadLimit(16 << 20)
 		c := newWSConn(ws)
 		accepted <- c
-		<-ln.done
+		<-stop
 		_ = ws.CloseNow()
 	})}
 	served := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(served) }()
+	client, err := ln.Dial(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	rc := &rawClient{conn: client, rd: bufio.NewReader(client)}
 	req := "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8098\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -81,6 +64,7 @@ func acceptOverPipe(t *testing.T) (*wsConn, *rawClient, func()) {
 	}
 	c := <-accepted
 	return c, rc, func() {
+		close(stop)
 		_ = client.Close()
 		_ = ln.Close()
 		_ = srv.Close()

@@ -5,6 +5,7 @@ package bridgetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -166,23 +167,38 @@ func (p *Peer) readLoop() {
 // Send writes v (a string, []byte or a value to encode) as one text message.
 func (p *Peer) Send(v any) {
 	p.t.Helper()
-	var b []byte
-	switch x := v.(type) {
-	case string:
-		b = []byte(x)
-	case []byte:
-		b = x
-	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			p.t.Fatalf("encode: %v", err)
-		}
-	}
+	b := Encode(p.t, v)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := p.Conn.Write(ctx, websocket.MessageText, b); err != nil {
 		p.t.Fatalf("send: %v", err)
 	}
+}
+
+// Encode returns v as one message: a string or []byte of JSON as it is,
+// any other value encoded; it fails t when v does not encode.
+func Encode(t testing.TB, v any) []byte {
+	t.Helper()
+	switch x := v.(type) {
+	case string:
+		return []byte(x)
+	case []byte:
+		return x
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	return b
+}
+
+// DecodeObject decodes a message from the bridge as a JSON object.
+func DecodeObject(b []byte) (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("bad JSON from the bridge: %s", b)
+	}
+	return m, nil
 }
 
 // ReadRaw returns the next message, failing the test after timeout.
