@@ -53,25 +53,18 @@ func (cs *contextStore) get(app, instance string) json.RawMessage {
 // whether a session of an app or instance is connected.
 func (cs *contextStore) set(app, instance string, value json.RawMessage, present func(app, instance string) bool) {
 	now := time.Now()
-	if instance == "" {
-		for key, c := range cs.entries {
-			if c.app == app && c.instance != "" {
-				delete(cs.entries, key)
-			}
-		}
-	}
 	cs.entries[contextKey(app, instance)] = &storedContext{app: app, instance: instance, value: value, pushed: now}
-
-	var idle []string
+	var idle []string // those with no session, not yet stale
 	for key, c := range cs.entries {
-		if present(c.app, c.instance) {
-			continue
-		}
-		if now.Sub(c.pushed) >= cs.retention {
+		switch {
+		case instance == "" && c.app == app && c.instance != "":
+			delete(cs.entries, key) // the app's context replaces its instances'
+		case present(c.app, c.instance):
+		case now.Sub(c.pushed) >= cs.retention:
 			delete(cs.entries, key)
-			continue
+		default:
+			idle = append(idle, key)
 		}
-		idle = append(idle, key)
 	}
 	if over := len(cs.entries) - cs.max; over > 0 {
 		slices.SortFunc(idle, func(a, b string) int { return cs.entries[a].pushed.Compare(cs.entries[b].pushed) })

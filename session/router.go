@@ -134,8 +134,7 @@ func (r *Router) Serve(conn Conn, p Peer) {
 	s.drop = drop
 
 	r.mu.Lock()
-	switch {
-	case r.closing:
+	if r.closing {
 		r.unlock()
 		_ = conn.Close(CloseGoingAway, "the bridge is shutting down")
 		return

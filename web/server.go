@@ -162,8 +162,9 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token>; `bridge token` prints it)")
 		return
 	}
+	const tooBigMsg = "message too big (the limit is --max-message)"
 	if r.ContentLength > s.opts.MaxMessage {
-		http.Error(w, "message too big (the limit is --max-message)", http.StatusRequestEntityTooLarge)
+		http.Error(w, tooBigMsg, http.StatusRequestEntityTooLarge)
 		return
 	}
 	body, held, err := s.readRPCBody(w, r)
@@ -175,7 +176,7 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "busy: too many POST /rpc bytes held at once (the limit is 4 × --max-message); retry shortly", http.StatusServiceUnavailable)
 		case errors.As(err, &tooBig):
-			http.Error(w, "message too big (the limit is --max-message)", http.StatusRequestEntityTooLarge)
+			http.Error(w, tooBigMsg, http.StatusRequestEntityTooLarge)
 		default:
 			http.Error(w, "reading the body: "+err.Error(), http.StatusBadRequest)
 		}

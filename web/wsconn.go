@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -37,7 +38,7 @@ func (c *wsConn) Read(ctx context.Context) ([]byte, error) {
 	buf := make([]byte, 0, 512)
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, min(cap(buf), readChunk))...)[:len(buf)]
+			buf = slices.Grow(buf, min(cap(buf), readChunk))
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
