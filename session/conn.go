@@ -32,7 +32,8 @@ type Conn interface {
 	// Close closes the connection with code and reason, doing the closing
 	// handshake if the transport has one; it may block for a few seconds.
 	Close(code CloseCode, reason string) error
-	// CloseNow closes the connection at once.
+	// CloseNow closes the connection at once: a Read, Write, Ping or
+	// Close under way returns. The Session ends its read this way.
 	CloseNow() error
 }
 

@@ -38,13 +38,17 @@ type outFrame struct {
 // takes frames of any size one after another. What waits behind it
 // reaching the limit makes the session a slow reader: one session holds
 // at most the limit, one frame over it and the frame at the head. push
-// never blocks; the session's writer is its only consumer. Safe for
-// concurrent use.
+// never blocks. Safe for concurrent use.
 //
-// It ends in one of two ways: flush (write what is queued, then stop: a
-// close the peer should see after its last replies) or close (stop now:
-// what is queued, and what the writer took but had not written, is handed
-// back to the Router to settle).
+// The queue runs its consumer, the session's writer: a goroutine started
+// when a frame arrives and none is running, which takes frames until the
+// queue is empty and then ends, so an idle session has no writer.
+//
+// It ends in one of two ways: flush (write what is queued, then close the
+// connection: a close the peer should see after its last replies) or close
+// (stop now: what is queued, and what the writer took but had not written,
+// is handed back to the Router to settle). stop, when the connection has
+// ended, waits for the writer and starts no other.
 type outQueue struct {
 	mu      sync.Mutex
 	frames  []outFrame
@@ -53,13 +57,18 @@ type outQueue struct {
 	bytes   int   // of the frames queued or taken and not yet done with
 	sizes   []int // their sizes, oldest first: sizes[0] is the head's
 	closed  bool  // nothing more is written; unwritten frames go back to the Router
-	flushed bool  // the writer stops once the queue is empty
+	flushed bool  // the connection is closed once the queue is empty
 	retired bool  // the session left the registry: its call frames are not its own any more
-	wake    chan struct{}
+	stopped bool  // the connection has ended: no writer starts any more
+	writing bool  // a writer goroutine runs
+	writer  func()
+	writers sync.WaitGroup
 }
 
-func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, wake: make(chan struct{}, 1)}
+// newOutQueue returns a queue of limit bytes whose writer runs writer,
+// which calls take until it says to end.
+func newOutQueue(limit int, writer func()) *outQueue {
+	return &outQueue{limit: limit, writer: writer}
 }
 
 type pushResult int
@@ -86,32 +95,62 @@ func (q *outQueue) push(f outFrame, class frameClass) pushResult {
 	q.bytes += len(f.data)
 	q.sizes = append(q.sizes, len(f.data))
 	q.frames = append(q.frames, f)
+	q.startWriter()
 	q.mu.Unlock()
-	q.signal()
 	return pushed
 }
 
-func (q *outQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// startWriter starts the writer unless it runs or the connection has
+// ended; q.mu is held.
+func (q *outQueue) startWriter() {
+	if q.writing || q.stopped {
+		return
 	}
+	q.writing = true
+	q.writers.Add(1)
+	go func() {
+		defer q.writers.Done()
+		q.writer()
+	}()
 }
 
-// take returns every queued frame; the slice is valid until the next take.
-// last reports that the queue was flushed and is now empty, or closed, so
-// the writer should stop after writing these frames.
-func (q *outQueue) take() (frames []outFrame, last bool) {
+// takeNext tells the writer what to do after writing the frames it took.
+type takeNext int
+
+const (
+	takeAgain takeNext = iota // take again
+	takeEnd                   // end: the queue is empty, or the connection has ended
+	takeClose                 // close the connection, then end: flushed and empty, or closed
+)
+
+// take returns every queued frame and what to do once they are written;
+// the slice is valid until the next take. When it says takeEnd, the
+// writer has ended as far as the queue is concerned: the next push starts
+// another. A writer that closes the connection, or whose write failed,
+// ends without a takeEnd, so no other starts: nothing more is written to
+// that connection.
+func (q *outQueue) take() ([]outFrame, takeNext) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return nil, true
+	switch {
+	case q.stopped:
+		q.writing = false
+		return nil, takeEnd
+	case q.closed:
+		return nil, takeClose
+	case len(q.frames) == 0 && !q.flushed:
+		q.writing = false
+		return nil, takeEnd
 	}
 	// Double-buffer: the writer owns the returned slice; the one it
 	// returned last time (done with now) takes new frames.
 	clear(q.spare)
+	var frames []outFrame
 	frames, q.frames, q.spare = q.frames, q.spare[:0], q.frames
-	return frames, q.flushed
+	if q.flushed {
+		return frames, takeClose
+	}
+	return frames, takeAgain
 }
 
 // claimResult is what the writer may do with a frame it took.
@@ -184,12 +223,13 @@ func (q *outQueue) giveBack(frames []outFrame) bool {
 	return true
 }
 
-// flush makes the writer stop once what is queued now has been written.
+// flush makes the writer close the connection once what is queued now has
+// been written.
 func (q *outQueue) flush() {
 	q.mu.Lock()
 	q.flushed = true
+	q.startWriter()
 	q.mu.Unlock()
-	q.signal()
 }
 
 // close stops the writer before its next frame and returns what is queued,
@@ -198,7 +238,17 @@ func (q *outQueue) close() []outFrame {
 	q.mu.Lock()
 	dropped := q.frames
 	q.frames, q.closed = nil, true
+	q.startWriter()
 	q.mu.Unlock()
-	q.signal()
 	return dropped
+}
+
+// stop is called once the connection has ended: it waits for the writer
+// (which ends at its next take) and starts no other. What is still queued
+// stays for close.
+func (q *outQueue) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
+	q.writers.Wait()
 }

@@ -37,7 +37,8 @@ type Router struct {
 	labels   labelSet                  // metric label values in use (metrics.go)
 	watchers []*watcher                // Watch channels (events.go)
 	stats    Stats
-	logs     []logLine // written by unlock, after mu is released
+	logs     []logLine // made while mu is held; unlock hands them to logOut
+	logOut   *logWriter
 
 	wg sync.WaitGroup // sessions being served
 }
@@ -54,6 +55,7 @@ func New(opts Options) *Router {
 		registry: newRegistry(),
 		contexts: newContextStore(opts.ContextRetention, opts.MaxContexts),
 		labels:   newLabelSet(opts.MaxLabelValues),
+		logOut:   newLogWriter(opts.Logger),
 	}
 	r.calls = newCallTable(routerLock{r})
 	r.greeting = retry.NewWaitlist[*Session](routerLock{r})
@@ -78,13 +80,6 @@ func randomPrefix() string {
 	return string(b)
 }
 
-// logLine is a log record made while r.mu is held.
-type logLine struct {
-	level slog.Level
-	msg   string
-	args  []any
-}
-
 // logLocked logs once r.mu is released, so no lock is held across the
 // logger's I/O; r.mu is held.
 func (r *Router) logLocked(level slog.Level, msg string, args ...any) {
@@ -93,13 +88,18 @@ func (r *Router) logLocked(level slog.Level, msg string, args ...any) {
 	}
 }
 
-// unlock releases r.mu, then writes the log lines made while it was held.
+// unlock releases r.mu, then queues the log lines made while it was held.
 func (r *Router) unlock() {
 	logs := r.logs
 	r.logs = nil
 	r.mu.Unlock()
-	for _, l := range logs {
-		r.log.Log(context.Background(), l.level, l.msg, l.args...)
+	r.logOut.add(logs...)
+}
+
+// logNow logs without r.mu held, in order with the lines logged under it.
+func (r *Router) logNow(level slog.Level, msg string, args ...any) {
+	if r.log.Enabled(context.Background(), level) {
+		r.logOut.add(logLine{level, msg, args})
 	}
 }
 
@@ -120,7 +120,6 @@ func (r *Router) Serve(conn Conn, p Peer) {
 		conn:        conn,
 		remote:      p.Remote,
 		connectedAt: time.Now(),
-		queue:       newOutQueue(r.opts.QueueBytes),
 		authorized:  p.Authorized,
 		assigned:    map[string]*call{},
 	}
@@ -128,10 +127,8 @@ func (r *Router) Serve(conn Conn, p Peer) {
 	s.quiet = retry.NewSilence(routerLock{r}, r.opts.BusyAfter,
 		func() time.Time { return time.Unix(0, s.lastInbound.Load()) },
 		func() { r.becameBusy(s) })
+	s.queue = newOutQueue(r.opts.QueueBytes, s.writeFrames)
 	s.lastInbound.Store(s.connectedAt.UnixNano())
-	ctx, drop := context.WithCancel(context.Background())
-	defer drop()
-	s.drop = drop
 
 	r.mu.Lock()
 	if r.closing {
@@ -157,8 +154,8 @@ func (r *Router) Serve(conn Conn, p Peer) {
 	r.unlock()
 	defer r.wg.Done()
 
-	r.log.Debug("session connected", "session", s.id, "remote", p.Remote)
-	err := s.run(ctx)
+	r.logNow(slog.LevelDebug, "session connected", "session", s.id, "remote", p.Remote)
+	err := s.run()
 	r.connectionEnded(s)
 	code, reason := s.closeStatus()
 	if code == 0 {
@@ -167,7 +164,7 @@ func (r *Router) Serve(conn Conn, p Peer) {
 	r.mu.Lock()
 	app, instance := s.app, s.instance
 	r.unlock()
-	r.log.Info("session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
+	r.logNow(slog.LevelInfo, "session ended", "session", s.id, "app", app, "instance", instance, "remote", s.remote,
 		"duration", time.Since(s.connectedAt).Round(time.Millisecond), "close_code", int(code), "close_reason", reason, "cause", err)
 }
 
@@ -189,8 +186,9 @@ func (r *Router) Ready() bool {
 // Shutdown fails every call in flight with -32006, closes every session
 // with 1001 in parallel, waits up to Options.CloseBudget for their close
 // handshakes, then drops the rest, and returns when all sessions have ended
-// or ctx is done.
+// or ctx is done, with their log lines written.
 func (r *Router) Shutdown(ctx context.Context) error {
+	defer r.logOut.wait()
 	r.mu.Lock()
 	r.closing = true
 	for _, cl := range r.calls.inOrder() {
@@ -219,11 +217,9 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	case <-budget.C:
 	case <-ctx.Done():
 	}
-	// Drop the rest. Not CloseNow: while a close handshake is under way
-	// it may wait for it. Ending a session's context ends its reads and
-	// writes, which closes the connection at once.
+	// Drop the rest: a close handshake under way ends too.
 	for _, s := range sessions {
-		s.drop()
+		go s.conn.CloseNow()
 	}
 	select {
 	case <-done:
@@ -321,7 +317,9 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 			r.progress(s, m)
 		}
 	case builtin:
-		r.builtin(c, m, out)
+		// bridge.* methods decode and encode with encoding/json, whose
+		// recursion would grow a session's stack for good.
+		onFreshStack(func() { r.builtin(c, m, out) })
 	default:
 		r.route(c, m, out)
 	}

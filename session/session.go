@@ -41,7 +41,7 @@ type identity struct {
 }
 
 // Session is one peer connection: a reader, a writer draining a bounded
-// queue, and a heartbeat, joined by an errgroup. Its identity, offer and
+// queue while it has frames, and a heartbeat timer. Its identity, offer and
 // call bookkeeping are guarded by the Router's mutex; the queue, the close
 // status and the atomics are safe for concurrent use on their own.
 type Session struct {
@@ -52,7 +52,6 @@ type Session struct {
 	connectedAt time.Time
 	seq         uint64 // the order it connected in
 	queue       *outQueue
-	drop        context.CancelFunc // ends run at once, dropping the connection
 
 	// Guarded by router.mu.
 	identity
@@ -85,6 +84,12 @@ type Session struct {
 	writing       atomic.Bool  // a write is under way
 	rtt           atomic.Int64 // nanoseconds
 	droppedEvents atomic.Int64
+	ended         atomic.Bool           // the read loop has returned
+	failure       atomic.Pointer[error] // what ended the session, when not the read
+
+	// Owned by the queue's writer (one at a time).
+	writeDeadline *time.Timer // closes the connection when a write takes longer than WriteTimeout
+	writeTimedOut atomic.Bool
 
 	closeMu     sync.Mutex
 	closeCode   CloseCode
@@ -95,41 +100,35 @@ type Session struct {
 var errClosedByBridge = errors.New("closed by the bridge")
 
 // run serves the session until its connection ends and returns what ended
-// it: a failed write or heartbeat (after which the read fails too, only as
-// a consequence), else what ended the read. The read loop runs on the
-// calling goroutine (Serve's) and the writer on its own; the heartbeat is
-// a timer whose ping runs only while one is in flight: two goroutines a
-// session while it is idle.
-func (s *Session) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var writeErr error
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		writeErr = s.writeLoop(ctx)
-		cancel()
-	}()
-	var beatErr atomic.Pointer[error]
-	beat := s.startHeartbeat(ctx, func(err error) { beatErr.Store(&err); cancel() })
-	readErr := s.readLoop(ctx)
-	cancel() // the writer and the heartbeat end with the read
+// it: the first failure of a write or of the heartbeat, or the bridge's
+// close (after which the read fails too, only as a consequence), else what
+// ended the read. The read loop runs on the calling goroutine (Serve's);
+// the writer runs only while there is something to write, and the
+// heartbeat is a timer whose ping runs only while one is in flight: an
+// idle session is one goroutine, blocked in a read.
+func (s *Session) run() error {
+	beat := s.startHeartbeat()
+	readErr := s.readLoop()
+	s.ended.Store(true)
 	beat.Stop()
-	<-writerDone
-	switch {
-	case writeErr != nil && !errors.Is(writeErr, context.Canceled):
-		return writeErr
-	case beatErr.Load() != nil:
-		return *beatErr.Load()
+	s.queue.stop()
+	if err := s.failure.Load(); err != nil {
+		return *err
 	}
 	return readErr
 }
 
-// readLoop reads until the connection ends. Ending ctx ends the read and
-// closes the connection at once (which also ends a write under way).
-func (s *Session) readLoop(ctx context.Context) error {
+// fail ends the session: it records err as what ended it, unless something
+// did already, and closes the connection at once, which ends the read.
+func (s *Session) fail(err error) {
+	s.failure.CompareAndSwap(nil, &err)
+	_ = s.conn.CloseNow()
+}
+
+// readLoop reads until the connection ends.
+func (s *Session) readLoop() error {
 	for {
-		data, err := s.conn.Read(ctx)
+		data, err := s.conn.Read(context.Background())
 		var v *Violation
 		switch {
 		case errors.As(err, &v):
@@ -145,27 +144,17 @@ func (s *Session) readLoop(ctx context.Context) error {
 	}
 }
 
-// writeLoop writes what is queued, one frame at a time, until ctx ends.
-// When a write fails, or the queue is closed under it, the frame it was on
-// and those after it are settled like frames never taken from the queue:
-// replies owed to a replay caller are held for its return, cancels kept
-// for its instance's. Writes take no context of their own (a cancellable
-// one costs a timer per message): a write that does not finish within
-// WriteTimeout closes the connection (one timer per session, reset per
-// write), and the session's end closes it through the read's context.
-func (s *Session) writeLoop(ctx context.Context) error {
-	timeout := s.router.opts.WriteTimeout
-	var timedOut atomic.Bool
-	deadline := time.AfterFunc(timeout, func() { timedOut.Store(true); _ = s.conn.CloseNow() })
-	deadline.Stop()
-	defer deadline.Stop()
+// writeFrames is the queue's writer: it writes what is queued, one frame
+// at a time, until the queue says to end. When a write fails, or the queue
+// is closed under it, the frame it was on and those after it are settled
+// like frames never taken from the queue: replies owed to a replay caller
+// are held for its return, cancels kept for its instance's. Writes take no
+// context of their own (a cancellable one costs a timer per message): a
+// write that does not finish within WriteTimeout closes the connection
+// (one timer per session, reset per write).
+func (s *Session) writeFrames() {
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.queue.wake:
-		}
-		frames, last := s.queue.take()
+		frames, next := s.queue.take()
 		for i, f := range frames {
 			switch s.queue.claim(f) {
 			case claimSkip:
@@ -174,50 +163,73 @@ func (s *Session) writeLoop(ctx context.Context) error {
 			case claimClosed:
 				s.router.settleUnwritten(s, frames[i:])
 				s.closeConn()
-				return errClosedByBridge
+				s.fail(errClosedByBridge)
+				return
 			}
-			s.writing.Store(true)
-			deadline.Reset(timeout)
-			err := s.conn.Write(context.Background(), f.data)
-			deadline.Stop()
-			s.writing.Store(false)
-			if err != nil {
+			if err := s.write(f.data); err != nil {
 				if !s.queue.giveBack(frames[i:]) {
 					s.router.settleUnwritten(s, frames[i:])
 				}
-				if timedOut.Load() {
-					return fmt.Errorf("write timed out after %v (the peer is not reading): %w", timeout, err)
-				}
-				return fmt.Errorf("write: %w", err)
+				s.fail(err)
+				return
 			}
 			s.queue.done(f)
 			s.router.metrics.sent.Add(float64(len(f.data)))
 		}
-		if last {
+		switch next {
+		case takeEnd:
+			return
+		case takeClose:
 			s.closeConn()
-			return errClosedByBridge
+			s.fail(errClosedByBridge)
+			return
 		}
 	}
 }
 
+// write writes one message within WriteTimeout. Only the queue's writer
+// calls it, one writer at a time.
+func (s *Session) write(msg []byte) error {
+	timeout := s.router.opts.WriteTimeout
+	if s.writeDeadline == nil {
+		s.writeDeadline = time.AfterFunc(timeout, func() {
+			s.writeTimedOut.Store(true)
+			_ = s.conn.CloseNow()
+		})
+	} else {
+		s.writeDeadline.Reset(timeout)
+	}
+	s.writing.Store(true)
+	err := s.conn.Write(context.Background(), msg)
+	s.writeDeadline.Stop()
+	s.writing.Store(false)
+	switch {
+	case err == nil:
+		return nil
+	case s.writeTimedOut.Load():
+		return fmt.Errorf("write timed out after %v (the peer is not reading): %w", timeout, err)
+	}
+	return fmt.Errorf("write: %w", err)
+}
+
 // startHeartbeat pings the peer every HeartbeatInterval from a timer, and
-// ends the session through fail when the peer is gone: no pong and nothing
-// received within HeartbeatTimeout. A ping is not a verdict while a long
-// write holds the connection (the write timeout decides then) or while a
+// ends the session when the peer is gone: no pong and nothing received
+// within HeartbeatTimeout. A ping is not a verdict while a long write
+// holds the connection (the write timeout decides then) or while a
 // message from the peer is arriving. Stop the returned timer when the
 // session ends.
-func (s *Session) startHeartbeat(ctx context.Context, fail func(error)) *time.Timer {
+func (s *Session) startHeartbeat() *time.Timer {
 	interval, timeout := s.router.opts.HeartbeatInterval, s.router.opts.HeartbeatTimeout
 	var t *time.Timer
 	var mu sync.Mutex // t is set before the first tick can read it
 	mu.Lock()
 	defer mu.Unlock()
 	t = time.AfterFunc(interval, func() {
-		if err := s.ping(ctx, timeout); err != nil {
-			fail(err)
+		if err := s.ping(timeout); err != nil {
+			s.fail(err)
 			return
 		}
-		if ctx.Err() == nil {
+		if !s.ended.Load() {
 			mu.Lock()
 			t.Reset(interval)
 			mu.Unlock()
@@ -227,18 +239,18 @@ func (s *Session) startHeartbeat(ctx context.Context, fail func(error)) *time.Ti
 }
 
 // ping probes the peer once; it returns an error when the peer is gone.
-func (s *Session) ping(ctx context.Context, timeout time.Duration) error {
-	if s.writing.Load() || ctx.Err() != nil {
+func (s *Session) ping(timeout time.Duration) error {
+	if s.writing.Load() || s.ended.Load() {
 		return nil
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	start := time.Now()
-	err := s.conn.Ping(pctx)
+	err := s.conn.Ping(ctx)
 	cancel()
 	switch {
 	case err == nil:
 		s.rtt.Store(int64(time.Since(start)))
-	case ctx.Err() != nil, errors.Is(err, ErrReceiving), s.writing.Load():
+	case s.ended.Load(), errors.Is(err, ErrReceiving), s.writing.Load():
 		// Ending anyway; or alive: busy sending us a message, or the ping
 		// waited behind our own long write.
 	case errors.Is(err, ErrNoPong):

@@ -129,19 +129,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := acceptWS(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the Origin was checked above (docs/protocol.md, Security)
 	})
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "error", err)
 		return
 	}
-	conn.SetReadLimit(s.opts.MaxMessage)
+	conn.ws.SetReadLimit(s.opts.MaxMessage)
 	// The session runs on a goroutine of its own and the handler returns:
 	// nothing of the upgrade request (net/http's request and response,
 	// the handler's stack) is kept for the session's life.
 	peer := session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr}
-	go s.opts.Router.Serve(newWSConn(conn), peer)
+	go s.opts.Router.Serve(conn, peer)
 }
 
 func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {

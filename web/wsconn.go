@@ -1,10 +1,14 @@
 package web
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -18,13 +22,61 @@ import (
 // wsConn is a session.Conn over a coder/websocket connection. It reads each
 // message in chunks and notes when the last chunk arrived, so that Ping can
 // tell a peer that is busy sending a large message from one that is gone.
-// Read is called from one goroutine; the rest are safe for concurrent use.
+// It holds the TCP connection too, so that CloseNow ends reads, writes and
+// a close handshake under way at once. Read is called from one goroutine;
+// the rest are safe for concurrent use.
 type wsConn struct {
 	ws       *websocket.Conn
+	raw      net.Conn
 	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
 }
 
-func newWSConn(ws *websocket.Conn) *wsConn { return &wsConn{ws: ws} }
+// The buffers a websocket connection reads and writes through, in bytes.
+// An idle session keeps both for its whole life, so they are small: a
+// message that does not fit is read straight into the message and written
+// straight from it (a message larger than the write buffer takes two
+// writes to the socket instead of one).
+const (
+	wsReadBuffer  = 1 << 10
+	wsWriteBuffer = 2 << 10
+)
+
+// acceptWS upgrades the request to a websocket connection whose reads and
+// writes go through buffers of wsReadBuffer and wsWriteBuffer bytes
+// instead of the 4 KiB each that net/http hands over with the connection.
+func acceptWS(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOptions) (*wsConn, error) {
+	hj := &smallBufferHijacker{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &wsConn{ws: ws, raw: hj.raw}, nil
+}
+
+// smallBufferHijacker hands coder/websocket the hijacked connection with
+// buffers of its own sizes, and keeps the connection.
+type smallBufferHijacker struct {
+	http.ResponseWriter
+	raw net.Conn
+}
+
+func (h *smallBufferHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.raw = conn
+	// Bytes of the client's first frames may be in net/http's reader
+	// already: the new reader holds them as buffered, the way
+	// coder/websocket expects them.
+	n := brw.Reader.Buffered()
+	early, _ := brw.Reader.Peek(n)
+	rd := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(wsReadBuffer, n))
+	if _, err := rd.Peek(n); err != nil {
+		return nil, nil, err
+	}
+	return conn, bufio.NewReadWriter(rd, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+}
 
 // readChunk is the most bytes read at once; a message grows by this much.
 const readChunk = 32 << 10
@@ -98,4 +150,9 @@ func (c *wsConn) Close(code session.CloseCode, reason string) error {
 	return c.ws.Close(websocket.StatusCode(code), reason)
 }
 
-func (c *wsConn) CloseNow() error { return c.ws.CloseNow() }
+// CloseNow closes the TCP connection first: coder/websocket's own CloseNow
+// waits for a close handshake under way, which then fails at once.
+func (c *wsConn) CloseNow() error {
+	_ = c.raw.Close()
+	return c.ws.CloseNow()
+}

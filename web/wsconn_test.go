@@ -13,8 +13,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/dccbridge/dccbridge/internal/pipelisten"
 	"github.com/dccbridge/dccbridge/session"
 )
@@ -28,22 +26,22 @@ type rawClient struct {
 }
 
 // acceptOverPipe upgrades a raw client through the adapter and returns
-// both ends; cleanup ends them.
-func acceptOverPipe(t *testing.T) (*wsConn, *rawClient, func()) {
+// both ends; cleanup ends them. early is sent in the same write as the
+// upgrade request, before the client has read the server's answer.
+func acceptOverPipe(t *testing.T, early ...byte) (*wsConn, *rawClient, func()) {
 	ln := pipelisten.New()
 	stop := make(chan struct{})
 	accepted := make(chan *wsConn, 1)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
+		c, err := acceptWS(w, r, nil)
 		if err != nil {
 			t.Errorf("accept: %v", err)
 			return
 		}
-		ws.SetReadLimit(16 << 20)
-		c := newWSConn(ws)
+		c.ws.SetReadLimit(16 << 20)
 		accepted <- c
 		<-stop
-		_ = ws.CloseNow()
+		_ = c.CloseNow()
 	})}
 	served := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(served) }()
@@ -55,7 +53,7 @@ func acceptOverPipe(t *testing.T) (*wsConn, *rawClient, func()) {
 	rc := &rawClient{conn: client, rd: bufio.NewReader(client)}
 	req := "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8098\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(client, req); err != nil {
+	if _, err := client.Write(append([]byte(req), early...)); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(rc.rd, nil)
@@ -75,12 +73,34 @@ func acceptOverPipe(t *testing.T) (*wsConn, *rawClient, func()) {
 // header writes a masked frame header (mask key 0, so the payload goes as
 // it is) for a final frame of opcode and length n.
 func (c *rawClient) header(opcode byte, n int) error {
+	_, err := c.conn.Write(frameHeader(opcode, n))
+	return err
+}
+
+func frameHeader(opcode byte, n int) []byte {
 	h := make([]byte, 14)
 	h[0] = 0x80 | opcode
 	h[1] = 0x80 | 127
 	binary.BigEndian.PutUint64(h[2:10], uint64(n))
-	_, err := c.conn.Write(h)
-	return err
+	return h
+}
+
+// A client may send its first message before it has read the upgrade's
+// answer; the bytes net/http read past the request are the start of what
+// the session reads, also when they are more than the adapter's buffer.
+func TestWSConnKeepsBytesSentWithTheUpgrade(t *testing.T) {
+	for _, size := range []int{40, 3 * wsReadBuffer} {
+		synctest.Test(t, func(t *testing.T) {
+			msg := []byte(`{"jsonrpc":"2.0","method":"bridge.hello","params":{"pad":"` + strings.Repeat("x", size) + `"}}`)
+			c, client, cleanup := acceptOverPipe(t, append(frameHeader(0x1, len(msg)), msg...)...)
+			defer cleanup()
+			go client.discard()
+			got, err := c.Read(context.Background())
+			if err != nil || string(got) != string(msg) {
+				t.Fatalf("first message (%d bytes sent with the upgrade): %d bytes, %v; want it whole", len(msg), len(got), err)
+			}
+		})
+	}
 }
 
 // discard reads and drops what the server sends (its pings) until the

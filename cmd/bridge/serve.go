@@ -165,6 +165,8 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	if cfg.memProfile != "" {
 		if err := writeHeapProfile(cfg.memProfile); err != nil {
 			log.Error("heap profile not written", "error", err)
+		} else {
+			logMemStats(log, cfg.memProfile)
 		}
 	}
 	log.Info("shutting down: closing sessions, failing calls in flight with -32006")
@@ -258,6 +260,21 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("--memprofile: %w", err)
 	}
 	return f.Close()
+}
+
+// logMemStats logs where the process's memory is, next to the heap profile
+// written to path: the profile shows the live heap only, not goroutine
+// stacks or memory the collector has not yet given back.
+func logMemStats(log *slog.Logger, path string) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	log.Info("heap profile written", "file", path,
+		"goroutines", runtime.NumGoroutine(),
+		"heap_live_kib", m.HeapAlloc>>10,
+		"heap_in_use_kib", m.HeapInuse>>10,
+		"heap_free_kept_kib", (m.HeapIdle-m.HeapReleased)>>10,
+		"stacks_kib", m.StackInuse>>10,
+		"runtime_other_kib", (m.Sys-m.HeapSys-m.StackSys)>>10)
 }
 
 // startCPUProfile profiles the process into path until the returned stop is

@@ -97,6 +97,7 @@ func runIdleScenario(ctx context.Context, procs *procSet, env *benchEnv, bin str
 		return r
 	}
 	r.PerSessionKiB = float64(r.RSSAfterKiB-r.RSSBeforeKiB) / float64(n)
+	srv.stop(stopGrace) // with the sessions still connected, so that --memprofile sees them
 	return r
 }
 
