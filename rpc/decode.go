@@ -23,7 +23,13 @@ func Decode(data []byte) (items []Item, batch bool) {
 	i := skipSpace(data, 0)
 	switch data[i] {
 	case '{':
-		return []Item{decodeMember(data[i:skipValue(data, i)])}, false
+		// One allocation for the item and its message.
+		one := new(struct {
+			items [1]Item
+			msg   Message
+		})
+		one.items[0] = decodeMember(data[i:skipValue(data, i)], &one.msg)
+		return one.items[:], false
 	case '[':
 		members := splitArray(data, i)
 		switch {
@@ -33,8 +39,9 @@ func Decode(data []byte) (items []Item, batch bool) {
 			return []Item{{Err: invalid("a batch of %d members (at most %d)", len(members), MaxBatch)}}, false
 		}
 		items = make([]Item, len(members))
+		msgs := make([]Message, len(members))
 		for k, m := range members {
-			items[k] = decodeMember(m)
+			items[k] = decodeMember(m, &msgs[k])
 		}
 		return items, true
 	default:
@@ -46,18 +53,17 @@ func invalid(format string, args ...any) *Error {
 	return Errorf(CodeInvalidRequest, "Invalid Request: "+format, args...)
 }
 
-// decodeMember decodes one member, which is valid JSON.
-func decodeMember(b []byte) Item {
+// decodeMember decodes one member, which is valid JSON, into m.
+func decodeMember(b []byte, m *Message) Item {
 	if b[0] != '{' {
 		return Item{Err: invalid("a member must be an object")}
 	}
 	var (
-		m                  Message
 		version, hasMethod bool
 		methodRaw, idRaw   []byte
 	)
 	forEachMember(b, func(key, val []byte) {
-		switch memberName(key) {
+		switch string(memberName(key)) {
 		case "jsonrpc":
 			version = isString(val, Version)
 		case "id":
@@ -100,7 +106,7 @@ func decodeMember(b []byte) Item {
 			return fail(`a request must not have "result" or "error"`)
 		}
 		m.Method = name
-		return Item{Msg: &m}
+		return Item{Msg: m}
 	}
 	switch {
 	case m.ID == nil:
@@ -110,7 +116,7 @@ func decodeMember(b []byte) Item {
 	case m.Error != nil && !validErrorObject(m.Error):
 		return fail(`"error" must be an object with an integer "code" and a string "message"`)
 	}
-	return Item{Msg: &m}
+	return Item{Msg: m}
 }
 
 func validID(b []byte) bool {
@@ -131,7 +137,7 @@ func validErrorObject(b []byte) bool {
 	}
 	var code, message []byte
 	forEachMember(b, func(key, val []byte) {
-		switch memberName(key) {
+		switch string(memberName(key)) {
 		case "code":
 			code = val
 		case "message":
@@ -148,17 +154,21 @@ func validErrorObject(b []byte) bool {
 	return err == nil
 }
 
-// memberName returns the decoded name of the raw (quoted) member key.
-func memberName(key []byte) string {
+// memberName returns the decoded name of the raw (quoted) member key,
+// aliasing key when it has no escapes (the usual case: no allocation).
+func memberName(key []byte) []byte {
 	if bytes.IndexByte(key, '\\') < 0 {
-		return string(key[1 : len(key)-1])
+		return key[1 : len(key)-1]
 	}
 	s, _ := unquote(key)
-	return s
+	return []byte(s)
 }
 
 // isString reports whether the JSON value b is the string want.
 func isString(b []byte, want string) bool {
+	if len(b) == len(want)+2 && b[0] == '"' && string(b[1:len(b)-1]) == want {
+		return true
+	}
 	s, ok := unquote(b)
 	return ok && s == want
 }
@@ -172,6 +182,12 @@ func unquote(b []byte) (s string, ok bool) {
 	if bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) {
 		return string(b[1 : len(b)-1]), true
 	}
+	return unquoteEscaped(b)
+}
+
+// unquoteEscaped is unquote's slow path, a function of its own so that
+// the fast path allocates nothing but its result.
+func unquoteEscaped(b []byte) (s string, ok bool) {
 	return s, json.Unmarshal(b, &s) == nil
 }
 

@@ -773,3 +773,24 @@ func TestErrorCodes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecode decodes the two messages of a routed call: the request a
+// tool sends and the reply its host sends back.
+func BenchmarkDecode(b *testing.B) {
+	params := `{"path":"/shots/sh010/comp_v012.aep","comps":true,"folders":false,"pad":"` + strings.Repeat("x", 120) + `"}`
+	for _, bm := range []struct{ name, msg string }{
+		{"request", `{"jsonrpc":"2.0","id":17,"method":"aftereffects.get_items","params":` + params + `}`},
+		{"reply", `{"jsonrpc":"2.0","id":"c-abcdefgh-1k2","result":` + params + `}`},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			msg := []byte(bm.msg)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for b.Loop() {
+				if items, _ := rpc.Decode(msg); items[0].Err != nil {
+					b.Fatal(items[0].Err)
+				}
+			}
+		})
+	}
+}

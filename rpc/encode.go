@@ -24,6 +24,19 @@ func AppendRequest(dst []byte, id json.RawMessage, method string, params, meta j
 	return append(dst, '}')
 }
 
+// RequestSize is the length of the request AppendRequest appends when
+// method needs no escapes: a capacity to allocate once.
+func RequestSize(id json.RawMessage, method string, params, meta json.RawMessage) int {
+	return len(`{"jsonrpc":"2.0","id":,"method":"","params":,"meta":}`) + len(id) + len(method) + len(params) + len(meta)
+}
+
+// ResponseSize is the length of the response AppendResult or
+// AppendRawError appends with result (or the error object): a capacity to
+// allocate once.
+func ResponseSize(id, result, meta json.RawMessage) int {
+	return len(`{"jsonrpc":"2.0","id":null,"result":,"meta":}`) + len(id) + len(result) + len(meta)
+}
+
 // AppendResult appends a successful response. A nil result is written as
 // null: a response must carry "result" or "error".
 func AppendResult(dst []byte, id, result, meta json.RawMessage) []byte {

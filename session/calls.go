@@ -113,10 +113,16 @@ type callMeta struct {
 }
 
 func parseMeta(raw json.RawMessage) (callMeta, *rpc.Error) {
-	var m callMeta
 	if raw == nil {
-		return m, nil
+		return callMeta{}, nil
 	}
+	return decodeMeta(raw)
+}
+
+// decodeMeta is parseMeta's work, a function of its own so that a call
+// without meta allocates nothing here.
+func decodeMeta(raw json.RawMessage) (callMeta, *rpc.Error) {
+	var m callMeta
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return m, rpc.Errorf(rpc.CodeInvalidParams, "invalid meta: target must be a string, timeout_ms and wait_ms numbers, idempotent a boolean (%v)", err)
 	}
@@ -146,15 +152,19 @@ func splitMethod(name string) (ns, full string, ok bool) {
 		return "", "", false
 	}
 	ns = strings.ToLower(name[:dot])
+	if ns == name[:dot] {
+		return ns, name, true
+	}
 	return ns, ns + name[dot:], true
 }
 
-// unquoteID returns a forwarded id's text; forwarded ids need no escapes.
-func unquoteID(id json.RawMessage) (string, bool) {
+// forwardedID returns a forwarded id's text, aliasing id; forwarded ids
+// need no escapes.
+func forwardedID(id json.RawMessage) ([]byte, bool) {
 	if len(id) < 2 || id[0] != '"' {
-		return "", false
+		return nil, false
 	}
-	return string(id[1 : len(id)-1]), true
+	return id[1 : len(id)-1], true
 }
 
 // CallInfo describes a call in flight.

@@ -55,7 +55,8 @@ type outQueue struct {
 	spare   []outFrame
 	limit   int   // bytes
 	bytes   int   // of the frames queued or taken and not yet done with
-	sizes   []int // their sizes, oldest first: sizes[0] is the head's
+	sizes   []int // their sizes, oldest first: sizes[head] is the head frame's
+	head    int
 	closed  bool  // nothing more is written; unwritten frames go back to the Router
 	flushed bool  // the connection is closed once the queue is empty
 	retired bool  // the session left the registry: its call frames are not its own any more
@@ -93,6 +94,10 @@ func (q *outQueue) push(f outFrame, class frameClass) pushResult {
 		return pushFull
 	}
 	q.bytes += len(f.data)
+	if q.head > 0 && len(q.sizes) == cap(q.sizes) { // full: reuse the room of frames done with
+		q.sizes = q.sizes[:copy(q.sizes, q.sizes[q.head:])]
+		q.head = 0
+	}
 	q.sizes = append(q.sizes, len(f.data))
 	q.frames = append(q.frames, f)
 	q.startWriter()
@@ -166,21 +171,24 @@ const (
 func (q *outQueue) done(f outFrame) {
 	q.mu.Lock()
 	q.bytes -= len(f.data)
-	if len(q.sizes) > 0 {
-		q.sizes = q.sizes[1:]
+	if q.head < len(q.sizes) {
+		q.head++
 	}
-	if len(q.sizes) == 0 {
-		q.sizes = q.sizes[:0:0] // let the array go once drained
+	if q.head == len(q.sizes) { // drained: start over in the same array, unless it grew large
+		q.head, q.sizes = 0, q.sizes[:0]
+		if cap(q.sizes) > 1024 {
+			q.sizes = nil
+		}
 	}
 	q.mu.Unlock()
 }
 
 // behindHead is how many bytes wait behind the head frame; q.mu is held.
 func (q *outQueue) behindHead() int {
-	if len(q.sizes) == 0 {
+	if q.head == len(q.sizes) {
 		return 0
 	}
-	return q.bytes - q.sizes[0]
+	return q.bytes - q.sizes[q.head]
 }
 
 // claim tells the writer whether it may write f, and marks a call frame's

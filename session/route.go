@@ -38,12 +38,11 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 	}
 	if m.IsNotification() {
 		if s := r.registry.pick(full, meta.Target); s != nil {
-			s.send(rpc.AppendRequest(nil, nil, s.methods[full], m.Params, r.forwardMeta(c, nil)))
+			s.send(rpc.AppendRequest(nil, nil, s.methods[full], m.Params, appendForwardMeta(nil, c, nil)))
 		}
 		return
 	}
-	key := string(m.ID)
-	if _, dup := c.inflight[key]; dup {
+	if _, dup := c.inflight[string(m.ID)]; dup {
 		fail(rpc.Errorf(rpc.CodeInvalidRequest, "Invalid Request: id %s is already in flight from you; use a new id per call", m.ID))
 		return
 	}
@@ -64,7 +63,7 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 		timeout:    msDuration(meta.TimeoutMS, r.opts.DefaultTimeout),
 		wait:       msDuration(meta.WaitMS, r.opts.DefaultWait),
 	}
-	c.inflight[key] = cl
+	c.inflight[string(m.ID)] = cl
 	r.start(cl)
 }
 
@@ -129,19 +128,25 @@ func (r *Router) assign(cl *call, s *Session) {
 	cl.state.Store(callQueued)
 	s.assigned[cl.fid] = cl
 	r.armBusy(s)
+	// The id and meta are built on the stack, the frame in one allocation.
 	var meta []byte
+	var metaBuf [192]byte
 	if from := cmp.Or(cl.caller, cl.by); from != nil {
-		meta = r.forwardMeta(from, cl)
+		meta = appendForwardMeta(metaBuf[:0], from, cl)
 	}
-	id := rpc.AppendString(nil, cl.fid)
-	frame := rpc.AppendRequest(nil, id, s.methods[cl.method], cl.params, meta)
+	var idBuf [48]byte
+	id := append(append(append(idBuf[:0], '"'), cl.fid...), '"') // forwarded ids need no escapes
+	method := s.methods[cl.method]
+	frame := make([]byte, 0, rpc.RequestSize(id, method, cl.params, meta))
+	frame = rpc.AppendRequest(frame, id, method, cl.params, meta)
 	s.push(outFrame{data: frame, call: cl}, classMustDeliver)
 }
 
-// forwardMeta is the meta a callee receives: who called, how long is left,
-// which attempt this is (cl nil for a notification).
-func (r *Router) forwardMeta(c *caller, cl *call) []byte {
-	b := append([]byte(`{"caller":`), c.who.meta...)
+// appendForwardMeta appends the meta a callee receives: who called, how
+// long is left, which attempt this is (cl nil for a notification).
+func appendForwardMeta(b []byte, c *caller, cl *call) []byte {
+	b = append(b, `{"caller":`...)
+	b = append(b, c.who.meta...)
 	if cl != nil {
 		left := max(cl.timeout-time.Since(cl.started), 0)
 		b = append(b, `,"timeout_ms":`...)
@@ -156,23 +161,27 @@ func (r *Router) forwardMeta(c *caller, cl *call) []byte {
 // Replies to unknown or finished calls, and from anyone but the callee, are
 // dropped.
 func (r *Router) handleResponse(s *Session, m *rpc.Message) {
-	fid, ok := unquoteID(m.ID)
-	cl := r.calls.byFID[fid]
+	fid, ok := forwardedID(m.ID)
+	cl := r.calls.byFID[string(fid)]
 	if !ok || cl == nil || cl.callee != s {
 		r.logLocked(slog.LevelDebug, "reply dropped: no such call in flight to this session", "session", s.id, "id", string(m.ID))
 		return
 	}
 	r.complete(cl)
 	r.callAnswered(cl, m.Result != nil)
-	var frame []byte
+	body := m.Result
+	if body == nil {
+		body = m.Error
+	}
+	frame := make([]byte, 0, rpc.ResponseSize(cl.id, body, s.answerMeta))
 	if m.Result != nil {
-		frame = rpc.AppendResult(nil, cl.id, m.Result, s.answerMeta)
+		frame = rpc.AppendResult(frame, cl.id, m.Result, s.answerMeta)
 	} else {
 		r.stats.Failed++
 		var e rpc.Error
 		_ = json.Unmarshal(m.Error, &e) // validated by rpc.Decode
 		r.callFailed(cl, e.Code, e.Message)
-		frame = rpc.AppendRawError(nil, cl.id, m.Error, s.answerMeta)
+		frame = rpc.AppendRawError(frame, cl.id, m.Error, s.answerMeta)
 	}
 	cl.out.deliver(frame)
 }
@@ -275,8 +284,8 @@ func (r *Router) progress(s *Session, m *rpc.Message) {
 	if json.Unmarshal(m.Params, &p) != nil {
 		return
 	}
-	fid, ok := unquoteID(p.ID)
-	cl := r.calls.byFID[fid]
+	fid, ok := forwardedID(p.ID)
+	cl := r.calls.byFID[string(fid)]
 	if !ok || cl == nil || cl.callee != s || cl.caller == nil || cl.caller.session == nil {
 		return
 	}

@@ -107,7 +107,15 @@ func (r *Router) logNow(level slog.Level, msg string, args ...any) {
 // made of it; r.mu is held.
 func (r *Router) next(kind string) (uint64, string) {
 	r.seq++
-	return r.seq, kind + "-" + r.prefix + "-" + strconv.FormatUint(r.seq, 36)
+	var b strings.Builder // one allocation
+	b.Grow(len(kind) + len(r.prefix) + 16)
+	b.WriteString(kind)
+	b.WriteByte('-')
+	b.WriteString(r.prefix)
+	b.WriteByte('-')
+	var digits [16]byte
+	b.Write(strconv.AppendUint(digits[:0], r.seq, 36))
+	return r.seq, b.String()
 }
 
 // Serve runs a session on conn until the connection ends, reading on the

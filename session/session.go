@@ -129,12 +129,11 @@ func (s *Session) fail(err error) {
 func (s *Session) readLoop() error {
 	for {
 		data, err := s.conn.Read(context.Background())
-		var v *Violation
-		switch {
-		case errors.As(err, &v):
-			s.closeAfterFlush(v.Code, v.Reason)
-			continue
-		case err != nil:
+		if err != nil {
+			if v, ok := errors.AsType[*Violation](err); ok {
+				s.closeAfterFlush(v.Code, v.Reason)
+				continue
+			}
 			s.peerClose.Store(int32(peerCloseCode(err)))
 			return err
 		}

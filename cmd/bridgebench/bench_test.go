@@ -222,11 +222,10 @@ func TestTableOutput(t *testing.T) {
 }
 
 // TestResumeEndToEnd builds the harness (with -race when the test runs
-// with it), lets it build the bridge, and runs the resume scenario with a
-// few cycles: bridge, and the resume process with its host, tool and
-// observer connections, in their own processes.
-// TestResumeEndToEnd runs the bridge-only scenarios that have their own
-// blocks in the report: resume latency and memory per idle session.
+// with it), lets it build the bridge, and runs the bridge-only scenarios
+// that have their own blocks in the report, each with its peers in
+// processes of their own: resume latency (a few cycles), and memory per
+// idle session with calls routed to one of them.
 func TestResumeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the harness and the bridge and runs them")
@@ -247,6 +246,8 @@ func TestResumeEndToEnd(t *testing.T) {
 		}
 	case i.Failure != "" || i.Sessions != idle || i.RSSBeforeKiB <= 0 || i.RSSAfterKiB <= i.RSSBeforeKiB || i.PerSessionKiB <= 0 || i.GoalKiB != 20:
 		t.Errorf("idle: %+v, want %d sessions, RSS grown, a per-session figure and the 20 KiB goal", i, idle)
+	case i.Calls == nil || !i.Calls.ok() || i.Calls.Calls != 2000 || i.Calls.P50us <= 0 || i.RSSAfterCallsKiB <= 0:
+		t.Errorf("idle: calls to one of the idle sessions: %+v, want 2000 answered and timed, and the RSS after them", i.Calls)
 	}
 	r := rep.Resume
 	if r == nil {

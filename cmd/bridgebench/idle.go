@@ -16,8 +16,12 @@ import (
 // The idle scenario measures what an idle session costs the bridge: a
 // bridge of its own (caps raised to fit), whose resident memory is read
 // from /proc before and after one harness process (the subcommand "idle")
-// opens -idle-sessions websockets that each say bridge.hello and then only
-// read. Linux only: elsewhere it reports that it could not measure.
+// opens -idle-sessions websockets that each say bridge.hello, offering the
+// load scenarios' echo method, and then wait. Then one caller makes
+// idleCalls sequential calls, which the bridge routes to one of the idle
+// sessions, to show that they are served as fast as ever, and the memory
+// is read again. Linux only: elsewhere it reports that it could not
+// measure.
 
 // idleSettle is how long the bridge is left alone with the idle sessions
 // before its memory is read.
@@ -26,6 +30,9 @@ const idleSettle = 5 * time.Second
 // idleReadyPrefix starts the line the idle subcommand prints once every
 // session has said hello.
 const idleReadyPrefix = "ready "
+
+// idleCalls is how many calls the idle scenario routes to an idle session.
+const idleCalls = 2000
 
 // idleResult is what the idle scenario measured.
 type idleResult struct {
@@ -36,6 +43,11 @@ type idleResult struct {
 	GoalKiB       float64 `json:"goal_kib"`
 	Failure       string  `json:"failure,omitempty"`
 	SettleSeconds float64 `json:"settle_seconds"`
+	// Calls is one caller's sequential calls routed to one of the idle
+	// sessions once the memory was read; RSSAfterCallsKiB the memory
+	// after them.
+	Calls            *result `json:"calls,omitempty"`
+	RSSAfterCallsKiB int64   `json:"rss_after_calls_kib,omitempty"`
 }
 
 // idleGoalKiB is the design's bound on an idle helloed session.
@@ -97,6 +109,18 @@ func runIdleScenario(ctx context.Context, procs *procSet, env *benchEnv, bin str
 		return r
 	}
 	r.PerSessionKiB = float64(r.RSSAfterKiB-r.RSSBeforeKiB) / float64(n)
+
+	calls, err := runTools(ctx, env.log, toolsConfig{
+		URL: "ws://" + addr + "/ws", Callers: 1, Calls: idleCalls, MaxDuration: env.cfg.MaxDuration,
+		Payload: env.cfg.Payload, ReadLimit: env.cfg.ReadLimit,
+	})
+	if err != nil {
+		calls.Failure = err.Error()
+	}
+	r.Calls = &calls
+	if r.RSSAfterCallsKiB, err = processRSSKiB(pid); err != nil {
+		r.Failure = err.Error()
+	}
 	srv.stop(stopGrace) // with the sessions still connected, so that --memprofile sees them
 	return r
 }
@@ -119,8 +143,8 @@ func processRSSKiB(pid int) (int64, error) {
 }
 
 // runIdle is the idle subcommand: it opens n websockets to url, each says
-// bridge.hello (app "idle", one method) and then only reads, prints
-// "ready <n>", and holds them until ctx ends.
+// bridge.hello (app "benchhost", method "echo") and then answers what it
+// is called with, prints "ready <n>", and holds them until ctx ends.
 func runIdle(ctx context.Context, url string, n int, readLimit int64, ready func(int)) error {
 	raiseOpenFiles()
 	conns := make([]*websocket.Conn, 0, n)
@@ -137,19 +161,34 @@ func runIdle(ctx context.Context, url string, n int, readLimit int64, ready func
 		}
 		c.SetReadLimit(readLimit)
 		conns = append(conns, c)
-		req := `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"idle","kind":"host","instance":"i-` + strconv.Itoa(i) + `","methods":["x"]}}`
+		req := `{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"benchhost","kind":"host","instance":"i-` + strconv.Itoa(i) + `","methods":["echo"]}}`
 		if _, err := request(ctx, c, &in, []byte(req)); err != nil {
 			return fmt.Errorf("idle: session %d: bridge.hello: %w", i, err)
 		}
-		go func() { // reads, so that the bridge's pings are answered
-			for {
-				if _, _, err := c.Read(ctx); err != nil {
-					return
-				}
-			}
-		}()
+		go echoCalls(ctx, c) // reading also answers the bridge's pings
 	}
 	ready(len(conns))
 	<-ctx.Done()
 	return nil
+}
+
+// echoCalls answers every call c receives with its params, until the
+// connection ends.
+func echoCalls(ctx context.Context, c *websocket.Conn) {
+	var in bytes.Buffer
+	var out []byte
+	for {
+		_, msg, err := readMessage(ctx, c, &in)
+		if err != nil {
+			return
+		}
+		env, err := parseEnvelope(msg)
+		if err != nil || env.ID == nil || env.Method == nil {
+			continue
+		}
+		out = appendEcho(out[:0], env.ID, env.Params)
+		if err := c.Write(ctx, websocket.MessageText, out); err != nil {
+			return
+		}
+	}
 }

@@ -184,6 +184,7 @@ type benchEnv struct {
 	self   string    // this executable, re-run for the subcommands
 	tmp    string    // scratch dir, removed at the end
 	stderr io.Writer // where children's stderr lines go
+	log    *slog.Logger
 }
 
 // childFlags returns the flags every harness subprocess gets.
@@ -251,7 +252,7 @@ func bench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*report, err
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	env := &benchEnv{cfg: cfg, self: self, tmp: tmp, stderr: stderr}
+	env := &benchEnv{cfg: cfg, self: self, tmp: tmp, stderr: stderr, log: log}
 	procs := newProcSet(log)
 	defer procs.stopAll()
 

@@ -181,9 +181,21 @@ func (r *idleResult) write(w io.Writer) error {
 	if r.PerSessionKiB > r.GoalKiB {
 		verdict = "not met"
 	}
-	_, err := fmt.Fprintf(w, "\nidle sessions (clients in another process, %v to settle)\nbridge RSS %.1f MiB → %.1f MiB with %d sessions: %.1f KiB per session (goal ≤ %.0f KiB, %s)\n",
-		time.Duration(r.SettleSeconds*float64(time.Second)), float64(r.RSSBeforeKiB)/1024, float64(r.RSSAfterKiB)/1024, r.Sessions, r.PerSessionKiB, r.GoalKiB, verdict)
-	return err
+	if _, err := fmt.Fprintf(w, "\nidle sessions (clients in another process, %v to settle)\nbridge RSS %.1f MiB → %.1f MiB with %d sessions: %.1f KiB per session (goal ≤ %.0f KiB, %s)\n",
+		time.Duration(r.SettleSeconds*float64(time.Second)), float64(r.RSSBeforeKiB)/1024, float64(r.RSSAfterKiB)/1024, r.Sessions, r.PerSessionKiB, r.GoalKiB, verdict); err != nil {
+		return err
+	}
+	switch c := r.Calls; {
+	case c == nil:
+		return nil
+	case c.Failure != "":
+		_, err := fmt.Fprintf(w, "calls to one of them: FAILED: %s\n", firstLine(c.Failure))
+		return err
+	default:
+		_, err := fmt.Fprintf(w, "calls to one of them, 1 caller: %d calls, p50 %s, p99 %s, %d errors; bridge RSS after them %.1f MiB\n",
+			c.Calls, fmtMicros(c.P50us), fmtMicros(c.P99us), c.Errors+c.Mismatches, float64(r.RSSAfterCallsKiB)/1024)
+		return err
+	}
 }
 
 // writeTable writes r as its own block: a heading, one row and a verdict
