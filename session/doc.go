@@ -21,10 +21,17 @@
 //   - builtins.go: the bridge.* methods; context.go: bridge.context and
 //     the stored contexts; events.go: subscribe, publish, Watch.
 //   - metrics.go: the Prometheus metrics (the Router is a Collector).
+//   - logwriter.go: the Router's log lines, written off the sessions'
+//     goroutines.
 //
 // Everything a Router owns is guarded by its one mutex, which is never held
 // across I/O: frames go to per-session queues that each session's writer
-// drains, and log lines made under the lock are written after it is
-// released. Waiting (for a session, for a resume, for silence) is done with
-// package retry, woken by registry events, never by polling.
+// drains, and log lines made under the lock are written by a log writer
+// once it is released. Waiting (for a session, for a resume, for silence)
+// is done with package retry, woken by registry events, never by polling.
+//
+// An idle session is one goroutine, blocked in its read, with a 4 KiB
+// stack: its writer runs only while there are frames, its heartbeat is a
+// timer, and work that needs a deep stack (log lines, the builtins' JSON)
+// runs on goroutines of its own.
 package session

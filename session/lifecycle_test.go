@@ -1,7 +1,9 @@
 package session_test
 
 import (
+	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -168,6 +170,42 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 		b.shutdown()
 		if ce := live.closed(); ce == nil || ce.Code != session.CloseGoingAway {
 			t.Fatalf("live peer ended with %v, want 1001", ce)
+		}
+	})
+}
+
+// Log lines are written off the sessions' goroutines, yet each session's
+// lines come in the order they happened, and every line is written by the
+// time Shutdown returns: 40 panels join and are shut down, and the log has
+// each one's "session joined" before its "session ended", all 80 of them.
+func TestLogLinesInOrderAndWrittenByShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startMem(t, session.Options{})
+		const panels = 40
+		for i := range panels {
+			b.join(map[string]any{"app": "aftereffects", "instance": "ae-" + strconv.Itoa(i), "methods": []string{"open"}})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := b.r.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		joined, ended := map[string]int{}, map[string]int{}
+		for i, rec := range b.logs.all() {
+			switch rec.Msg {
+			case "session joined":
+				joined[rec.Attrs["session"]] = i + 1
+			case "session ended":
+				ended[rec.Attrs["session"]] = i + 1
+			}
+		}
+		if len(joined) != panels || len(ended) != panels {
+			t.Fatalf("when Shutdown returned: %d sessions logged as joined and %d as ended, want %d of each", len(joined), len(ended), panels)
+		}
+		for id, at := range joined {
+			if ended[id] < at {
+				t.Errorf("session %s: logged as ended (line %d) before it joined (line %d)", id, ended[id], at)
+			}
 		}
 	})
 }

@@ -57,11 +57,11 @@ type outQueue struct {
 	bytes   int   // of the frames queued or taken and not yet done with
 	sizes   []int // their sizes, oldest first: sizes[head] is the head frame's
 	head    int
-	closed  bool  // nothing more is written; unwritten frames go back to the Router
-	flushed bool  // the connection is closed once the queue is empty
-	retired bool  // the session left the registry: its call frames are not its own any more
-	stopped bool  // the connection has ended: no writer starts any more
-	writing bool  // a writer goroutine runs
+	closed  bool // nothing more is written; unwritten frames go back to the Router
+	flushed bool // the connection is closed once the queue is empty
+	retired bool // the session left the registry: its call frames are not its own any more
+	stopped bool // the connection has ended: no writer starts any more
+	writing bool // a writer goroutine runs
 	writer  func()
 	writers sync.WaitGroup
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -201,7 +202,8 @@ func TestTableOutput(t *testing.T) {
 	if rep.Ratios != nil {
 		t.Fatalf("ratios computed from a failed run: %+v", rep.Ratios)
 	}
-	rep.Results[3] = result{Scenario: "32 callers", Target: "bridge", Callers: 32, Calls: 10, CallsPerS: 16000, P50us: 1900, P99us: 5000, Mismatches: 0}
+	rep.Results[2].ServerCPUus = 30
+	rep.Results[3] = result{Scenario: "32 callers", Target: "bridge", Callers: 32, Calls: 10, CallsPerS: 16000, P50us: 1900, P99us: 5000, ServerCPUus: 42}
 	rep.computeRatios()
 	var buf bytes.Buffer
 	if err := rep.writeTable(&buf); err != nil {
@@ -209,7 +211,8 @@ func TestTableOutput(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{"scenario", "32 callers  bridge  16000", "80.0µs", "1.50ms",
-		"32 callers throughput bridge/relay = 0.40 (target ≥ 0.5, MISSED)", "1 caller p50 bridge/relay = 2.0 (target ≤ 2.5, met)"} {
+		"32 callers throughput bridge/relay = 0.40 (target ≥ 0.8, MISSED)", "1 caller p50 bridge/relay = 2.00 (target ≤ 1.5, MISSED)",
+		"server CPU/call", "42.0µs", "32 callers server CPU per call bridge/relay = 1.40 (target ≤ 1.5, met)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -430,4 +433,32 @@ func raceEnabled() bool {
 		}
 	}
 	return false
+}
+
+// processCPU reads a process's CPU time from /proc: this process's own
+// grows while it computes, and a process that is not there is an error.
+func TestProcessCPU(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc (Linux)")
+	}
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after time.Duration
+	x := 1
+	for start := time.Now(); after <= before && time.Since(start) < 5*time.Second; {
+		for range 1_000_000 {
+			x = x*31 + 7
+		}
+		if after, err = processCPU(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after <= before {
+		t.Errorf("CPU time did not grow over 5 s of computing (%v → %v, x=%d)", before, after, x)
+	}
+	if _, err := processCPU(0); err == nil {
+		t.Error("processCPU(0): no error")
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func runIdleScenario(ctx context.Context, procs *procSet, env *benchEnv, bin str
 
 	calls, err := runTools(ctx, env.log, toolsConfig{
 		URL: "ws://" + addr + "/ws", Callers: 1, Calls: idleCalls, MaxDuration: env.cfg.MaxDuration,
-		Payload: env.cfg.Payload, ReadLimit: env.cfg.ReadLimit,
+		Payload: env.cfg.Payload, ReadLimit: env.cfg.ReadLimit, ServerPID: pid,
 	})
 	if err != nil {
 		calls.Failure = err.Error()
@@ -123,6 +124,33 @@ func runIdleScenario(ctx context.Context, procs *procSet, env *benchEnv, bin str
 	}
 	srv.stop(stopGrace) // with the sessions still connected, so that --memprofile sees them
 	return r
+}
+
+// processCPU reads the CPU time (user and system) a process has used so
+// far from /proc/<pid>/stat (Linux), in clock ticks of 10 ms.
+func processCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, errors.New("no process to measure")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces:
+	// count fields after its closing one. utime and stime are fields 14
+	// and 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	const tick = 10 * time.Millisecond // USER_HZ, 100 on every Linux the harness runs on
+	return time.Duration(utime+stime) * tick, nil
 }
 
 // processRSSKiB reads a process's resident set size from /proc (Linux).

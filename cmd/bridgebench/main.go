@@ -338,6 +338,7 @@ func runScenario(ctx context.Context, procs *procSet, env *benchEnv, t *target, 
 		"-warmup-calls", strconv.Itoa(warmupCalls),
 		"-warmup", cfg.Warmup.String(),
 		"-payload", strconv.Itoa(cfg.Payload),
+		"-server-pid", strconv.Itoa(t.server.cmd.Process.Pid),
 	}
 	// Dialing, warm-up, measured phase, and the grace each phase allows.
 	limit := cfg.ReadyTimeout + cfg.Warmup + cfg.MaxDuration + 2*replyGrace + 10*time.Second

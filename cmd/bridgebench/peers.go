@@ -159,6 +159,7 @@ type toolsConfig struct {
 	Warmup       time.Duration // time bound of the warm-up
 	Payload      int           // size of the params object in bytes
 	ReadLimit    int64
+	ServerPID    int // the server process, whose CPU time is read around the measured phase; 0: none
 }
 
 // toolConn is one tool connection making sequential calls with ids
@@ -251,12 +252,17 @@ func runTools(ctx context.Context, log *slog.Logger, cfg toolsConfig) (result, e
 			return r, fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	cpuBefore, cpuErr := processCPU(cfg.ServerPID)
 	ph, err := runPhase(ctx, log, conns, cfg.Calls, cfg.MaxDuration)
 	if err != nil {
 		return r, err
 	}
+	cpuAfter, cpuErr2 := processCPU(cfg.ServerPID)
 	r.Errors, r.Mismatches = ph.errors, ph.mismatches
 	summarize(&r, ph.lat, ph.elapsed)
+	if cpuErr == nil && cpuErr2 == nil && len(ph.lat) > 0 {
+		r.ServerCPUus = float64((cpuAfter - cpuBefore).Microseconds()) / float64(len(ph.lat))
+	}
 	return r, nil
 }
 

@@ -12,10 +12,11 @@ import (
 	"time"
 )
 
-// Targets the design sets for the bridge against the relay.
+// Targets for the bridge against the relay (issue 8).
 const (
-	throughputTarget = 0.5 // concurrent callers: bridge calls/s ÷ relay calls/s, at least
-	p50Target        = 2.5 // 1 caller: bridge p50 ÷ relay p50, at most
+	throughputTarget = 0.8 // concurrent callers: bridge calls/s ÷ relay calls/s, at least
+	p50Target        = 1.5 // 1 caller: bridge p50 ÷ relay p50, at most
+	cpuTarget        = 1.5 // concurrent callers: the server's CPU per call, bridge ÷ relay, at most
 )
 
 // resumeP50Target is the most the bridge's median resume latency may be
@@ -50,6 +51,10 @@ type ratios struct {
 	P50Scenario        string  `json:"p50_scenario"`
 	P50                float64 `json:"p50_bridge_over_relay"`
 	P50Target          float64 `json:"p50_target_max"`
+	// CPU compares the server process's CPU time per call (0 where /proc
+	// is missing).
+	CPU       float64 `json:"cpu_bridge_over_relay,omitempty"`
+	CPUTarget float64 `json:"cpu_target_max"`
 }
 
 // newReport returns an empty report for a run with cfg.
@@ -121,6 +126,10 @@ func (rep *report) computeRatios() {
 		P50Scenario:        seq,
 		P50:                bs.P50us / rs.P50us,
 		P50Target:          p50Target,
+		CPUTarget:          cpuTarget,
+	}
+	if rc.ServerCPUus > 0 && bc.ServerCPUus > 0 {
+		rep.Ratios.CPU = bc.ServerCPUus / rc.ServerCPUus
 	}
 }
 
@@ -140,14 +149,18 @@ func (rep *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "%s; payload %d bytes\n", machine, rep.PayloadBytes)
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\ttarget\tcalls/s\tp50\tp99\tcalls\tnotes")
+	fmt.Fprintln(tw, "scenario\ttarget\tcalls/s\tp50\tp99\tcalls\tserver CPU/call\tnotes")
 	for _, r := range rep.Results {
 		if r.Failure != "" {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tFAILED: %s\n", r.Scenario, r.Target, firstLine(r.Failure))
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\tFAILED: %s\n", r.Scenario, r.Target, firstLine(r.Failure))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\n", r.Scenario, r.Target, r.CallsPerS,
-			fmtMicros(r.P50us), fmtMicros(r.P99us), r.Calls, notes(r))
+		cpu := "-"
+		if r.ServerCPUus > 0 {
+			cpu = fmtMicros(r.ServerCPUus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\n", r.Scenario, r.Target, r.CallsPerS,
+			fmtMicros(r.P50us), fmtMicros(r.P99us), r.Calls, cpu, notes(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -247,9 +260,14 @@ func (rep *report) ratiosLine() string {
 	if q == nil {
 		return "ratios: n/a (needs complete relay and bridge runs)"
 	}
-	return fmt.Sprintf("ratios: %s throughput bridge/relay = %.2f (target ≥ %.1f, %s); %s p50 bridge/relay = %.1f (target ≤ %.1f, %s)",
+	line := fmt.Sprintf("ratios: %s throughput bridge/relay = %.2f (target ≥ %.1f, %s); %s p50 bridge/relay = %.2f (target ≤ %.1f, %s)",
 		q.ThroughputScenario, q.Throughput, q.ThroughputTarget, verdict(q.Throughput >= q.ThroughputTarget),
 		q.P50Scenario, q.P50, q.P50Target, verdict(q.P50 <= q.P50Target))
+	if q.CPU > 0 {
+		line += fmt.Sprintf("; %s server CPU per call bridge/relay = %.2f (target ≤ %.1f, %s)",
+			q.ThroughputScenario, q.CPU, q.CPUTarget, verdict(q.CPU <= q.CPUTarget))
+	}
+	return line
 }
 
 // verdict words a target check.

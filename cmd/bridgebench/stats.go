@@ -23,6 +23,9 @@ type result struct {
 	P90us      float64 `json:"p90_us"`
 	P99us      float64 `json:"p99_us"`
 	MaxUs      float64 `json:"max_us"`
+	// ServerCPUus is the server process's CPU time (user + system, from
+	// /proc) over the measured phase, per call; 0 where it is unknown.
+	ServerCPUus float64 `json:"server_cpu_us_per_call,omitempty"`
 
 	Failure string `json:"failure,omitempty"`
 }
@@ -63,6 +66,9 @@ type resumeResult struct {
 	P99us      float64 `json:"p99_us"`
 	MinUs      float64 `json:"min_us"`
 	MaxUs      float64 `json:"max_us"`
+	// ServerCPUus is the server process's CPU time (user + system, from
+	// /proc) over the measured phase, per call; 0 where it is unknown.
+	ServerCPUus float64 `json:"server_cpu_us_per_call,omitempty"`
 
 	P50TargetUs  float64 `json:"p50_target_max_us"`
 	P50TargetMet bool    `json:"p50_target_met"`

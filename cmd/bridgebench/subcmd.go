@@ -49,6 +49,7 @@ func runSubcommand(name string, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&toolsCfg.WarmupCalls, "warmup-calls", 0, "warm-up calls, all connections together")
 		fs.DurationVar(&toolsCfg.Warmup, "warmup", time.Second, "time bound of the warm-up")
 		fs.IntVar(&toolsCfg.Payload, "payload", 200, "params size in bytes")
+		fs.IntVar(&toolsCfg.ServerPID, "server-pid", 0, "the server's process id, whose CPU time per call is measured (Linux)")
 	case "idle":
 		fs.StringVar(&idleURL, "url", "", "the bridge's websocket URL")
 		fs.IntVar(&idleN, "n", 100, "idle sessions to hold")
