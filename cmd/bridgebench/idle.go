@@ -193,30 +193,9 @@ func runIdle(ctx context.Context, url string, n int, readLimit int64, ready func
 		if _, err := request(ctx, c, &in, []byte(req)); err != nil {
 			return fmt.Errorf("idle: session %d: bridge.hello: %w", i, err)
 		}
-		go echoCalls(ctx, c) // reading also answers the bridge's pings
+		go echoCalls(ctx, c, new(bytes.Buffer)) // reading also answers the bridge's pings
 	}
 	ready(len(conns))
 	<-ctx.Done()
 	return nil
-}
-
-// echoCalls answers every call c receives with its params, until the
-// connection ends.
-func echoCalls(ctx context.Context, c *websocket.Conn) {
-	var in bytes.Buffer
-	var out []byte
-	for {
-		_, msg, err := readMessage(ctx, c, &in)
-		if err != nil {
-			return
-		}
-		env, err := parseEnvelope(msg)
-		if err != nil || env.ID == nil || env.Method == nil {
-			continue
-		}
-		out = appendEcho(out[:0], env.ID, env.Params)
-		if err := c.Write(ctx, websocket.MessageText, out); err != nil {
-			return
-		}
-	}
 }

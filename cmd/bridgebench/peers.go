@@ -73,15 +73,21 @@ func runHost(ctx context.Context, cfg hostConfig, ready func()) error {
 		}
 	}
 	ready()
+	if err := echoCalls(ctx, c, &in); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	return nil
+}
 
+// echoCalls answers every request c receives with its params as the
+// result, in order, until the connection or ctx ends. Notifications and
+// responses (the bridge may send $/cancelRequest or events) are ignored.
+func echoCalls(ctx context.Context, c *websocket.Conn, in *bytes.Buffer) error {
 	out := make([]byte, 0, 4096)
 	for {
-		typ, msg, err := readMessage(ctx, c, &in)
+		typ, msg, err := readMessage(ctx, c, in)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("host: read: %w", err)
+			return fmt.Errorf("read: %w", err)
 		}
 		if typ != websocket.MessageText {
 			continue
@@ -92,10 +98,7 @@ func runHost(ctx context.Context, cfg hostConfig, ready func()) error {
 		}
 		out = appendEcho(out[:0], env.ID, env.Params)
 		if err := c.Write(ctx, websocket.MessageText, out); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("host: write: %w", err)
+			return fmt.Errorf("write: %w", err)
 		}
 	}
 }
