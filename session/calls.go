@@ -44,6 +44,7 @@ type call struct {
 	out        sink
 	target     string
 	idempotent bool
+	catalogued bool          // the catalog lists its method: it waits for a host even when its app looks present
 	timeout    time.Duration // from the caller's meta.timeout_ms
 	wait       time.Duration // from the caller's meta.wait_ms
 	started    time.Time
@@ -109,7 +110,7 @@ type callMeta struct {
 	Target     string   `json:"target"`
 	TimeoutMS  *float64 `json:"timeout_ms"`
 	WaitMS     *float64 `json:"wait_ms"`
-	Idempotent bool     `json:"idempotent"`
+	Idempotent *bool    `json:"idempotent"`
 }
 
 func parseMeta(raw json.RawMessage) (callMeta, *rpc.Error) {

@@ -13,6 +13,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in hello results. Default: "dev".
 	Version string
+	// Catalog tells what is known of apps' methods before any host of
+	// theirs connects (package hostadapters has one). Default: none.
+	Catalog Catalog
 	// Token, when not empty, admits a session whose upgrade carried no
 	// valid token once its bridge.hello carries this token. Default: none.
 	Token string
@@ -141,4 +144,28 @@ func (o Options) withDefaults() Options {
 		o.Metrics = NewMetrics()
 	}
 	return o
+}
+
+// Catalog is what a Router knows of apps' methods beforehand. A call to a
+// method the catalog lists waits for a host of its app like any call, even
+// while other sessions of the app are connected and none offers it (they
+// would otherwise make the method not found at once); it is re-sent after
+// a drop when the catalog says it is idempotent, and times out after the
+// catalog's timeout, unless its meta says otherwise. Safe for concurrent
+// use.
+type Catalog interface {
+	// Method returns what is known of method name of app (app lower-case,
+	// name as called, without the app).
+	Method(app, name string) (MethodInfo, bool)
+	// AppLabel returns the app's name for people ("After Effects"), or "".
+	AppLabel(app string) string
+}
+
+// MethodInfo is what a Catalog knows of one method.
+type MethodInfo struct {
+	// Idempotent: running it twice does no harm (a read), so a call to it
+	// is re-sent after its host drops and comes back.
+	Idempotent bool
+	// Timeout is a call's default timeout; 0 leaves Options.DefaultTimeout.
+	Timeout time.Duration
 }

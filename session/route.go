@@ -51,6 +51,7 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 			WithData(map[string]any{"app": ns, "method": full}))
 		return
 	}
+	known, catalogued := r.catalogMethod(ns, full)
 	cl := &call{
 		id:         m.ID,
 		method:     full,
@@ -59,12 +60,24 @@ func (r *Router) route(c *caller, m *rpc.Message, out sink) {
 		caller:     c,
 		out:        out,
 		target:     meta.Target,
-		idempotent: meta.Idempotent,
-		timeout:    msDuration(meta.TimeoutMS, r.opts.DefaultTimeout),
+		catalogued: catalogued,
+		idempotent: known.Idempotent,
+		timeout:    msDuration(meta.TimeoutMS, cmp.Or(known.Timeout, r.opts.DefaultTimeout)),
 		wait:       msDuration(meta.WaitMS, r.opts.DefaultWait),
+	}
+	if meta.Idempotent != nil {
+		cl.idempotent = *meta.Idempotent
 	}
 	c.inflight[string(m.ID)] = cl
 	r.start(cl)
+}
+
+// catalogMethod returns what the catalog knows of method full of app ns.
+func (r *Router) catalogMethod(ns, full string) (MethodInfo, bool) {
+	if r.opts.Catalog == nil {
+		return MethodInfo{}, false
+	}
+	return r.opts.Catalog.Method(ns, full[len(ns)+1:])
 }
 
 // start registers cl and sends it on its way; r.mu is held.
@@ -87,7 +100,7 @@ func (r *Router) dispatch(cl *call) {
 		r.assign(cl, s)
 		return
 	}
-	if !r.registry.offered(cl.method, cl.target) && r.registry.appPresent(cl.app, cl.target) {
+	if !cl.catalogued && !r.registry.offered(cl.method, cl.target) && r.registry.appPresent(cl.app, cl.target) {
 		who := cl.app
 		if cl.target != "" {
 			who += " instance " + strconv.Quote(cl.target)

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/dccbridge/dccbridge/hostadapters"
 	"github.com/dccbridge/dccbridge/rpc"
 	"github.com/dccbridge/dccbridge/session"
 )
@@ -49,6 +51,10 @@ type Options struct {
 	MaxRPCBytes int64
 	// Version is shown on the status page. Default: "dev".
 	Version string
+	// Dialects decides each websocket connection's dialect and translates
+	// a wsrpc panel's or client's (package hostadapters). Default: none,
+	// every connection speaks JSON-RPC 2.0.
+	Dialects *hostadapters.WSRPC
 }
 
 // Server is the bridge's http.Handler. Safe for concurrent use.
@@ -141,7 +147,29 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// nothing of the upgrade request (net/http's request and response,
 	// the handler's stack) is kept for the session's life.
 	peer := session.Peer{Authorized: a.authorized, Remote: r.RemoteAddr}
-	go s.opts.Router.Serve(conn, peer)
+	var sc session.Conn = conn
+	if s.opts.Dialects != nil {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		app := r.URL.Query().Get("app")
+		if la, ok := r.Context().Value(listenerAppKey{}).(string); ok && app == "" {
+			app = la
+		}
+		sc = s.opts.Dialects.Wrap(conn, hostadapters.Hint{App: app, RemoteHost: host})
+	}
+	go s.opts.Router.Serve(sc, peer)
+}
+
+// listenerAppKey is the request context key of the app a listener serves.
+type listenerAppKey struct{}
+
+// ForApp returns the Server as the handler of a listener that serves app:
+// its websocket connections are taken for app's (a wsrpc panel that says
+// nothing after a reconnect is known by its port), unless their URL names
+// another with ?app=.
+func (s *Server) ForApp(app string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), listenerAppKey{}, app)))
+	})
 }
 
 func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {

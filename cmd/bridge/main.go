@@ -6,6 +6,7 @@
 //	bridge sessions               list connected sessions
 //	bridge token                  print the bridge's token
 //	bridge health                 exit 0 when the bridge answers /healthz
+//	bridge catalog [APP]          print the apps the bridge knows, or one's methods
 //
 // Every subcommand finds the bridge through --addr, BRIDGE_ADDR or
 // WEBSOCKET_URL, and its token through --token, BRIDGE_TOKEN, --token-file
@@ -50,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return tokenCmd(args, stdout, stderr)
 	case "health":
 		return healthCmd(args, stdout, stderr)
+	case "catalog":
+		return catalogCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -70,6 +73,7 @@ Usage:
   bridge sessions [--json] [flags]        list connected sessions
   bridge token [flags]                    print the bridge's token
   bridge health [flags]                   exit 0 when the bridge answers /healthz
+  bridge catalog [--json] [APP]           the apps the bridge knows, or APP's methods
   bridge version
 
 Run "bridge COMMAND -h" for a command's flags. Flags may come before or after

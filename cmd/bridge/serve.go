@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dccbridge/dccbridge/hostadapters"
 	"github.com/dccbridge/dccbridge/session"
 	"github.com/dccbridge/dccbridge/web"
 )
@@ -38,6 +40,25 @@ type serveConfig struct {
 	memProfile        string
 	busyAfter         time.Duration
 	resumeWait        time.Duration
+	listen            []appListener
+	catalogDir        string
+}
+
+// appListener is one --listen app=host:port: a port whose connections are
+// taken for app's (AYON's panels connect to a port per app).
+type appListener struct{ app, addr string }
+
+// parseListen parses app=host:port.
+func parseListen(v string) (appListener, error) {
+	app, addr, ok := strings.Cut(v, "=")
+	if !ok || app == "" || addr == "" {
+		return appListener{}, fmt.Errorf("--listen %q: want app=host:port, e.g. aftereffects=127.0.0.1:8097", v)
+	}
+	a, err := listenAddr(addr)
+	if err != nil {
+		return appListener{}, fmt.Errorf("--listen %q: %w", v, err)
+	}
+	return appListener{app: app, addr: a}, nil
 }
 
 func serve(args []string, stderr io.Writer) int {
@@ -58,6 +79,20 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.heartbeatTimeout, "heartbeat-timeout", 15*time.Second, "a session whose pong has not come within this is gone")
 	fs.DurationVar(&cfg.busyAfter, "busy-after", envDuration("BRIDGE_BUSY_AFTER", 5*time.Second), "a session with calls in flight that sends nothing for this long is busy: no new calls or events go to it (env BRIDGE_BUSY_AFTER)")
 	fs.DurationVar(&cfg.resumeWait, "resume-wait", envDuration("BRIDGE_RESUME_WAIT", 30*time.Second), "how long a dropped session's calls stay parked waiting for its instance to come back (env BRIDGE_RESUME_WAIT)")
+	for _, v := range splitList(os.Getenv("BRIDGE_LISTEN")) {
+		l, err := parseListen(v)
+		if err != nil {
+			fmt.Fprintln(stderr, "bridge serve: BRIDGE_LISTEN:", err)
+			return exitUsage
+		}
+		cfg.listen = append(cfg.listen, l)
+	}
+	fs.Func("listen", "also listen on `app=host:port` for app's panels: a connection there that says nothing is taken for app's wsrpc panel (AYON: aftereffects=127.0.0.1:8097, photoshop=127.0.0.1:8099); repeat for more (env BRIDGE_LISTEN, comma-separated)", func(v string) error {
+		l, err := parseListen(v)
+		cfg.listen = append(cfg.listen, l)
+		return err
+	})
+	fs.StringVar(&cfg.catalogDir, "catalog", os.Getenv("BRIDGE_CATALOG"), "a `dir` of app catalog files (*.json) added to the built-in catalog; `bridge catalog` prints the result (env BRIDGE_CATALOG)")
 	fs.StringVar(&cfg.memProfile, "memprofile", os.Getenv("BRIDGE_MEMPROFILE"), "when SIGINT or SIGTERM comes, write a heap profile to `file` before shutting down, for `go tool pprof` (env BRIDGE_MEMPROFILE)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", os.Getenv("BRIDGE_CPUPROFILE"), "write a CPU profile to `file` until the bridge stops, for `go tool pprof` (env BRIDGE_CPUPROFILE)")
 	if err := fs.Parse(args); err != nil {
@@ -113,9 +148,23 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 
+	catalog, err := hostadapters.Load(cfg.catalogDir)
+	if err != nil {
+		return err
+	}
+	for _, l := range cfg.listen {
+		if _, ok := catalog.App(l.app); !ok {
+			return fmt.Errorf("--listen %s=%s: no app %q in the catalog (`bridge catalog` lists them; --catalog adds one)", l.app, l.addr, l.app)
+		}
+		if h, _, _ := net.SplitHostPort(l.addr); !isLoopback(h) && !inForce {
+			return fmt.Errorf("refusing to listen on %s without a token: a non-loopback address is reachable from other machines; give --token, BRIDGE_TOKEN or --token-file", l.addr)
+		}
+	}
+
 	router := session.New(session.Options{
 		Logger:            log,
 		Version:           version,
+		Catalog:           catalog,
 		Token:             token,
 		HeartbeatInterval: cfg.heartbeatInterval,
 		HeartbeatTimeout:  cfg.heartbeatTimeout,
@@ -136,6 +185,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		AllowOrigins: splitList(cfg.allowOrigins),
 		MaxMessage:   cfg.maxMessage,
 		Version:      version,
+		Dialects:     hostadapters.NewWSRPC(hostadapters.WSRPCOptions{Catalog: catalog, Logger: log}),
 	})
 
 	ln, err := net.Listen("tcp", addr)
@@ -145,9 +195,28 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 		return err
 	}
-	srv := web.NewHTTPServer(handler, log)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	servers := []*http.Server{web.NewHTTPServer(handler, log)}
+	listeners := []net.Listener{ln}
+	for _, l := range cfg.listen {
+		app, _ := catalog.App(l.app)
+		aln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, ln := range listeners {
+				ln.Close()
+			}
+			if isAddrInUse(err) {
+				return fmt.Errorf("--listen %s=%s: the port is in use: is AYON's own server for %s running? (quit it, or pick another port)", l.app, l.addr, app.Label)
+			}
+			return fmt.Errorf("--listen %s=%s: %w", l.app, l.addr, err)
+		}
+		listeners = append(listeners, aln)
+		servers = append(servers, web.NewHTTPServer(handler.ForApp(app.Name), log))
+		log.Info("listening for "+app.Label+" panels", "app", app.Name, "url", "ws://"+aln.Addr().String()+"/ws/")
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
 	dial := addr
 	if isWildcard(host) {
 		dial = net.JoinHostPort("127.0.0.1", port)
@@ -177,8 +246,10 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		defer close(done)
 		_ = router.Shutdown(sctx)
 		handler.Close() // ends the status page's event streams, which Shutdown would wait for
-		if err := srv.Shutdown(sctx); err != nil {
-			_ = srv.Close()
+		for _, srv := range servers {
+			if err := srv.Shutdown(sctx); err != nil {
+				_ = srv.Close()
+			}
 		}
 	}()
 	// The budget is a promise: a connection that will not let go (a close
@@ -186,7 +257,9 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	select {
 	case <-done:
 	case <-sctx.Done():
-		_ = srv.Close()
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
 		log.Warn("shutdown budget spent: dropping the connections left")
 	}
 	log.Info("stopped")

@@ -304,3 +304,15 @@ func (p *Peer) Closed(timeout time.Duration) websocket.StatusCode {
 		return 0
 	}
 }
+
+// StartHandler serves h on a free port of 127.0.0.1 until the test ends,
+// as `bridge serve` serves a --listen port, and returns its ws:// base
+// URL (no path).
+func StartHandler(t testing.TB, h http.Handler) string {
+	t.Helper()
+	ln := listen(t, "127.0.0.1:0")
+	srv := &httptest.Server{Listener: ln, Config: web.NewHTTPServer(h, nil)}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return "ws://" + ln.Addr().String()
+}
