@@ -55,6 +55,12 @@ func TestWSRPCPanelAnswersTools(t *testing.T) {
 	tool := bridgetest.Dial(t, b.WSURL, nil)
 	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool"})
 
+	for _, s := range b.Router.Sessions() {
+		if s.App == "aftereffects" && s.AppLabel != "After Effects" {
+			t.Errorf("a session of aftereffects: app_label %q, want the catalog's \"After Effects\"", s.AppLabel)
+		}
+	}
+
 	early := toolCall(tool, "early", "aftereffects.get_items", map[string]any{"comps": true, "folders": false, "footages": false}, nil)
 	time.Sleep(300 * time.Millisecond) // the call is waiting, not failed
 	panel := newPanel(t, aeURL, aeRoutes(nil))
@@ -111,15 +117,20 @@ func TestWSRPCPanelAnswersTools(t *testing.T) {
 	}
 }
 
-// The panel's buttons reach the tool that offers their routes, and the
-// panel gets the answer under its own id, always with "result"; a button
-// nobody offers gets an error the panel can show (text, no "result").
+// A panel on the bridge's own port, with no app in its URL, is known by
+// its start call's prefix. Its buttons reach the tool that offers their
+// routes, and the panel gets the answer under its own id, always with
+// "result"; a button nobody offers gets an error the panel can show (text,
+// no "result").
 func TestWSRPCPanelButtonsReachTools(t *testing.T) {
-	b, aeURL := startBridge(t, nil, nil)
+	b, _ := startBridge(t, nil, nil)
 	buttons := bridgetest.Dial(t, b.WSURL, nil)
 	buttons.Hello(map[string]any{"app": "aftereffects", "kind": "tool", "methods": []string{"publish_route"}})
-	panel := newPanel(t, aeURL, aeRoutes(nil))
-	panel.connect("AfterEffects.ping")
+	panel := newPanel(t, b.WSURL+"/", aeRoutes(nil))
+	panel.connect()
+	if r := panel.call("AfterEffects.ping", nil); r["id"] != float64(3) || r["error"] != nil {
+		t.Errorf("the panel's start ping: %v, want {id:3, result:null}", r)
+	}
 
 	done := make(chan map[string]any, 1)
 	go func() { done <- panel.call("AfterEffects.publish_route", nil) }()

@@ -185,6 +185,7 @@ func (g *registry) unavailable(full, target string) []string {
 type SessionInfo struct {
 	Session       string          `json:"session"`
 	App           string          `json:"app"`
+	AppLabel      string          `json:"app_label,omitempty"` // the app's name for people, from the catalog
 	Kind          string          `json:"kind"`
 	Instance      string          `json:"instance"`
 	Boot          string          `json:"boot"`
@@ -210,9 +211,14 @@ func (r *Router) info(s *Session) SessionInfo {
 	if s.reconnecting {
 		parked = len(s.assigned)
 	}
+	appLabel := ""
+	if r.opts.Catalog != nil {
+		appLabel = r.opts.Catalog.AppLabel(s.app)
+	}
 	return SessionInfo{
 		Session:       s.id,
 		App:           s.app,
+		AppLabel:      appLabel,
 		Kind:          s.kind,
 		Instance:      s.instance,
 		Boot:          s.boot,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,6 +30,7 @@ type sessionRow struct {
 	Instance    string    `json:"instance"`
 	State       string    `json:"state"`
 	Label       string    `json:"label"`
+	AppLabel    string    `json:"app_label"` // the catalog's name of the app, shown when the session gave no label
 	Version     string    `json:"version"`
 	RTTMS       float64   `json:"rtt_ms"`
 	InFlight    int       `json:"in_flight"`
@@ -106,7 +108,7 @@ func writeSessionTable(w io.Writer, rows []sessionRow, listMethods bool, now tim
 			inFlight += " (+" + strconv.Itoa(r.Parked) + " parked)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			orDash(r.App), orDash(r.Kind), orDash(r.Instance), orDash(r.State), orDash(r.Label), orDash(r.Version),
+			orDash(r.App), orDash(r.Kind), orDash(r.Instance), orDash(r.State), orDash(cmp.Or(r.Label, r.AppLabel)), orDash(r.Version),
 			rtt, inFlight, methods, connectedFor(r.ConnectedAt, now))
 	}
 	_ = tw.Flush()

@@ -318,7 +318,7 @@
       cell(tr, x.app, 'strong');
       cell(tr, x.kind, 'muted');
       cell(tr, x.instance, 'mono');
-      cell(tr, x.label, 'label');
+      cell(tr, x.label || x.app_label, 'label'); // the catalog's app name when the session gave no label
       cell(tr, x.version, 'mono');
       cell(tr, '', 'state').appendChild(pill(x.state));
       cell(tr, since(x.connected_at), 'n');
