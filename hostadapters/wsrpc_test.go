@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -271,7 +270,7 @@ func TestWSRPCSilentPanelIsProbed(t *testing.T) {
 // appears in no log line and nowhere on the status page's data.
 func TestWSRPCTokenInURLIsNeverShown(t *testing.T) {
 	const token = "s3cret-token-in-the-url-0123456789"
-	var logs syncBuffer
+	var logs bridgetest.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, aeURL := startBridge(t, &session.Options{Logger: log}, &web.Options{Token: token, TokenInForce: true, Logger: log})
 	panel := newPanel(t, aeURL+"?token="+token, aeRoutes(nil))
@@ -287,22 +286,4 @@ func TestWSRPCTokenInURLIsNeverShown(t *testing.T) {
 			t.Errorf("%s shows the token:\n%s", what, text)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,30 +65,11 @@ func childEnv(t *testing.T, extra ...string) (env []string, home string) {
 	return append(env, extra...), home
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's output copier and the
-// test reading it at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a running bridge process.
 type proc struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *bridgetest.SyncBuffer
+	stderr *bridgetest.SyncBuffer
 	done   chan struct{} // closed when it has exited and code is set
 	code   int
 }
@@ -112,7 +91,7 @@ func startCLI(t *testing.T, env []string, stdin string, args ...string) *proc {
 	if env == nil {
 		env, _ = childEnv(t)
 	}
-	p := &proc{cmd: exec.Command(bridgeBin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bridgeBin, args...), stdout: &bridgetest.SyncBuffer{}, stderr: &bridgetest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdin = strings.NewReader(stdin)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

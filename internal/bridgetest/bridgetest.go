@@ -3,6 +3,7 @@
 package bridgetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -315,4 +316,23 @@ func StartHandler(t testing.TB, h http.Handler) string {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return "ws://" + ln.Addr().String()
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a logger, a
+// child process's output copier) and a test reading it meanwhile.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
