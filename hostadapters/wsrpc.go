@@ -67,9 +67,12 @@ func NewWSRPC(opts WSRPCOptions) *WSRPC {
 // JSON-RPC 2.0 client, translated for a wsrpc one. Which it is, is decided
 // by its first message (a wsrpc message has no "jsonrpc" member), or by
 // its silence when hint names a wsrpc app, or by probing a silent
-// connection with each wsrpc app's probe route.
+// connection with each wsrpc app's probe route. The adapter writes to conn
+// from the reading goroutine too (probes, the answer to a panel's start
+// call), so conn's Write must be safe for concurrent use, as the
+// websocket one is.
 func (w *WSRPC) Wrap(conn session.Conn, hint Hint) session.Conn {
-	c := &wsrpcConn{inner: conn, hub: w, host: hint.RemoteHost, nextID: 2, calls: map[int]pendingCall{}}
+	c := &wsrpcConn{inner: conn, hub: w, host: hint.RemoteHost, nextID: 2}
 	if a, ok := w.opts.Catalog.App(hint.App); ok && a.WSRPC != nil {
 		c.hint = a
 	}

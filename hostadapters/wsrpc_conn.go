@@ -51,7 +51,7 @@ type wsrpcConn struct {
 
 	mu     sync.Mutex
 	nextID int                 // the next id of a call to the peer: even, from 2, as wsrpc-aiohttp's server
-	calls  map[int]pendingCall // calls written to the peer, by the id it was given
+	calls  map[int]pendingCall // calls written to the peer, by the id it was given; made at the first
 	closed bool
 }
 
@@ -143,9 +143,12 @@ func (c *wsrpcConn) decide(ctx context.Context) error {
 }
 
 // firstMessage decides the dialect from the connection's first message.
+// A JSON-RPC 2.0 one is told without decoding it, so that the session's
+// goroutine, which keeps its stack for the connection's life, never runs
+// encoding/json for a JSON-RPC client.
 func (c *wsrpcConn) firstMessage(raw []byte) {
 	var m wsrpcMessage
-	if json.Unmarshal(raw, &m) != nil || m.JSONRPC != nil {
+	if rpc.HasMember(raw, "jsonrpc") || json.Unmarshal(raw, &m) != nil {
 		c.dialect.Store(dialectJSONRPC) // the session core answers what is wrong with it
 		c.inbox = append(c.inbox, raw)
 		return
@@ -368,6 +371,9 @@ func (c *wsrpcConn) newCall(id json.RawMessage, method string) int {
 	defer c.mu.Unlock()
 	n := c.nextID
 	c.nextID += 2
+	if c.calls == nil {
+		c.calls = map[int]pendingCall{}
+	}
 	c.calls[n] = pendingCall{id: id, method: method}
 	return n
 }

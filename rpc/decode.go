@@ -270,3 +270,21 @@ func splitArray(b []byte, i int) [][]byte {
 	}
 	return members
 }
+
+// HasMember reports whether data, one JSON value, is an object with a
+// member called name (any value): "jsonrpc" tells JSON-RPC 2.0 from
+// another dialect. It does not recurse, so it needs little stack.
+func HasMember(data []byte, name string) bool {
+	if !json.Valid(data) {
+		return false
+	}
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return false
+	}
+	found := false
+	forEachMember(data[i:skipValue(data, i)], func(key, _ []byte) {
+		found = found || string(memberName(key)) == name
+	})
+	return found
+}

@@ -794,3 +794,19 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+func TestHasMember(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`{"jsonrpc":"2.0","id":1,"method":"a.b"}`:               true,
+		`{"id":3,"method":"AfterEffects.ping","jsonrpc":null}`:  true,
+		"{\n \"id\": 3,\n \"method\": \"AfterEffects.ping\"\n}": false,
+		`{"id":3,"params":{"jsonrpc":"2.0"}}`:                   false, // nested members do not count
+		`[{"jsonrpc":"2.0"}]`:                                   false,
+		`{"jsonrpc"`:                                            false,
+		`{"json\u0072pc":"2.0"}`:                                true,
+	} {
+		if got := rpc.HasMember([]byte(msg), "jsonrpc"); got != want {
+			t.Errorf("HasMember(%s, jsonrpc) = %v, want %v", msg, got, want)
+		}
+	}
+}
