@@ -81,6 +81,9 @@ func (c *wsrpcConn) Read(ctx context.Context) ([]byte, error) {
 		if len(c.inbox) > 0 {
 			m := c.inbox[0]
 			c.inbox = c.inbox[1:]
+			if len(c.inbox) == 0 {
+				c.inbox = nil // keep nothing of what the session now owns
+			}
 			return m, nil
 		}
 		switch c.dialect.Load() {
