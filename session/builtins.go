@@ -129,7 +129,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	switch p.Kind {
 	case "":
 		p.Kind = "host"
-	case "host", "tool":
+	case "host", "tool", KindSkyHook, KindUnrealRemote:
 	default:
 		reply(nil, rpc.Errorf(rpc.CodeInvalidParams, `invalid params: "kind" must be "host" or "tool", not %q`, p.Kind))
 		return

@@ -23,6 +23,13 @@ const (
 	StateLeft         State = "left"
 )
 
+// The kinds of the sessions the bridge's own connectors hold for DCC
+// command servers (package hostadapters); a session of either is a host.
+const (
+	KindSkyHook      = "skyhook"
+	KindUnrealRemote = "unreal-remote"
+)
+
 // Peer describes a connection as the HTTP layer accepted it.
 type Peer struct {
 	// Authorized is true when no token is needed or the upgrade carried a

@@ -13,7 +13,9 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +44,8 @@ type serveConfig struct {
 	resumeWait        time.Duration
 	listen            []appListener
 	catalogDir        string
+	skyhook           []appListener // app=host:port of SkyHook servers to connect to
+	unreal            []string      // host:port of Unreal Remote Control APIs
 }
 
 // appListener is one --listen app=host:port: a port whose connections are
@@ -91,6 +95,18 @@ func serve(args []string, stderr io.Writer) int {
 		l, err := parseListen(v)
 		cfg.listen = append(cfg.listen, l)
 		return err
+	})
+	for _, v := range splitList(os.Getenv("BRIDGE_SKYHOOK")) {
+		cfg.skyhook = append(cfg.skyhook, appListener{app: v})
+	}
+	cfg.unreal = splitList(os.Getenv("BRIDGE_UNREAL"))
+	fs.Func("skyhook", "connect to the SkyHook server of `app[=host:port]` (maya, houdini, blender, substance_painter; the port defaults to the catalog's, e.g. 65501 for maya) and offer its functions as app.function; repeat for more (env BRIDGE_SKYHOOK, comma-separated)", func(v string) error {
+		cfg.skyhook = append(cfg.skyhook, appListener{app: v})
+		return nil
+	})
+	fs.Func("unreal", "connect to Unreal Editor's Remote Control API at `host:port` (its default: 127.0.0.1:30010) and offer unreal.call, unreal.property and unreal.info (env BRIDGE_UNREAL, comma-separated)", func(v string) error {
+		cfg.unreal = append(cfg.unreal, v)
+		return nil
 	})
 	fs.StringVar(&cfg.catalogDir, "catalog", os.Getenv("BRIDGE_CATALOG"), "a `dir` of app catalog files (*.json) added to the built-in catalog; `bridge catalog` prints the result (env BRIDGE_CATALOG)")
 	fs.StringVar(&cfg.memProfile, "memprofile", os.Getenv("BRIDGE_MEMPROFILE"), "when SIGINT or SIGTERM comes, write a heap profile to `file` before shutting down, for `go tool pprof` (env BRIDGE_MEMPROFILE)")
@@ -161,6 +177,11 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 
+	connectors, err := newConnectors(cfg, catalog)
+	if err != nil {
+		return err
+	}
+
 	router := session.New(session.Options{
 		Logger:            log,
 		Version:           version,
@@ -223,6 +244,15 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	}
 	log.Info("dccbridge listening", "url", "ws://"+dial+"/ws", "status", "http://"+dial+"/", "version", version, "token_in_force", inForce)
 
+	connCtx, stopConnectors := context.WithCancel(context.Background())
+	var connectorsDone sync.WaitGroup
+	for _, spec := range connectors {
+		c := spec.build(hostadapters.ConnectorOptions{Router: router, App: spec.app, Addr: spec.addr, Logger: log})
+		log.Info("connecting to "+spec.app.Label+"'s command server", "app", spec.app.Name, "addr", spec.addr, "kind", spec.kind, "instance", c.Instance())
+		connectorsDone.Go(func() { c.Run(connCtx) })
+	}
+	defer func() { stopConnectors(); connectorsDone.Wait() }()
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	select {
@@ -238,6 +268,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 			logMemStats(log, cfg.memProfile)
 		}
 	}
+	stopConnectors()
 	log.Info("shutting down: closing sessions, failing calls in flight with -32006")
 	sctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 	defer cancel()
@@ -362,4 +393,55 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// connectorSpec is one DCC command server to keep connected.
+type connectorSpec struct {
+	app   *hostadapters.App
+	addr  string
+	kind  string
+	build func(hostadapters.ConnectorOptions) *hostadapters.Connector
+}
+
+// newConnectors checks --skyhook and --unreal against the catalog: each
+// names an app whose dialect fits, and an address (the catalog's port on
+// 127.0.0.1 when none is given).
+func newConnectors(cfg serveConfig, catalog *hostadapters.Catalog) ([]connectorSpec, error) {
+	var specs []connectorSpec
+	for _, sh := range cfg.skyhook {
+		name, addr, _ := strings.Cut(sh.app, "=")
+		app, ok := catalog.App(name)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("--skyhook %s: no app %q in the catalog (`bridge catalog` lists them)", sh.app, name)
+		case app.Dialect != hostadapters.DialectSkyHook:
+			return nil, fmt.Errorf("--skyhook %s: %s does not run SkyHook (its dialect is %s); SkyHook apps: maya, houdini, blender, substance_painter", sh.app, app.Label, app.Dialect)
+		}
+		addr, err := connectorAddr(addr, app)
+		if err != nil {
+			return nil, fmt.Errorf("--skyhook %s: %w", sh.app, err)
+		}
+		specs = append(specs, connectorSpec{app: app, addr: addr, kind: "skyhook", build: hostadapters.NewSkyHookConnector})
+	}
+	for _, addr := range cfg.unreal {
+		app, _ := catalog.App("unreal")
+		addr, err := connectorAddr(addr, app)
+		if err != nil {
+			return nil, fmt.Errorf("--unreal %s: %w", addr, err)
+		}
+		specs = append(specs, connectorSpec{app: app, addr: addr, kind: "unreal-remote", build: hostadapters.NewUnrealConnector})
+	}
+	return specs, nil
+}
+
+// connectorAddr returns addr (an empty host is 127.0.0.1), or the app's
+// catalog port on 127.0.0.1 when addr is empty.
+func connectorAddr(addr string, app *hostadapters.App) (string, error) {
+	if addr == "" {
+		if app == nil || len(app.Ports) == 0 {
+			return "", errors.New("no address given and the catalog has no port for it")
+		}
+		return "127.0.0.1:" + strconv.Itoa(app.Ports[0]), nil
+	}
+	return listenAddr(addr)
 }
