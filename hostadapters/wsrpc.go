@@ -29,9 +29,6 @@ type WSRPCOptions struct {
 	// after a reconnect; a JSON-RPC 2.0 client says bridge.hello at once).
 	// Default 500 ms.
 	Silence time.Duration
-	// ProbeTimeout bounds the answer to each probe of a silent connection
-	// whose app is not known. Default 2 s.
-	ProbeTimeout time.Duration
 }
 
 // WSRPC decides the dialect of each websocket connection and makes the
@@ -56,9 +53,6 @@ func NewWSRPC(opts WSRPCOptions) *WSRPC {
 	}
 	if opts.Silence <= 0 {
 		opts.Silence = 500 * time.Millisecond
-	}
-	if opts.ProbeTimeout <= 0 {
-		opts.ProbeTimeout = 2 * time.Second
 	}
 	return &WSRPC{opts: opts, log: opts.Logger, names: map[string]bool{}}
 }

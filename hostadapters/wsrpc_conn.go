@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ const wsrpcClientApp = "wsrpc"
 
 // wsrpcConn is one connection as the session core sees it (see WSRPC.Wrap).
 // Read is called from one goroutine, Write from another; the calls table
-// is shared between them under mu.
+// and the inner writes are shared between them under mu and writeMu.
 type wsrpcConn struct {
 	inner session.Conn
 	hub   *WSRPC
@@ -41,23 +42,29 @@ type wsrpcConn struct {
 	dialect atomic.Int32
 
 	// Owned by the reading goroutine.
-	first chan readResult // the first read, under way on a goroutine of its own while the dialect is decided
-	inbox [][]byte        // messages Read returns before it reads more
+	first    chan readResult // the first read, under way on a goroutine of its own while the dialect is decided
+	inbox    [][]byte        // messages Read returns before it reads more
+	waited   bool            // the silence has passed once: no more timers
+	probes   map[int]*App    // probe calls written, by id
+	bySilent bool            // taken for a panel because it was silent on its app's port, and no wsrpc message since
 
 	// Set before the dialect is stored as wsrpc; read-only after.
-	app      *App // nil for a client whose calls name no known app
-	panel    bool
-	instance string // the name claimed for a panel, released at close
+	app   *App // nil for a client whose calls name no known app
+	panel bool
 
-	mu     sync.Mutex
-	nextID int                 // the next id of a call to the peer: even, from 2, as wsrpc-aiohttp's server
-	calls  map[int]pendingCall // calls written to the peer, by the id it was given; made at the first
-	closed bool
+	writeMu sync.Mutex // one inner write at a time: the reading goroutine writes too (probes, the answer to the panel's ping)
+
+	mu       sync.Mutex
+	nextID   int                 // the next id of a call to the peer: even, from 2, as wsrpc-aiohttp's server
+	calls    map[int]pendingCall // calls written to the peer, by the id it was given; made at the first
+	byFID    map[string]int      // their ids, by the forwarded id the session core gave them
+	instance string              // the name claimed for a panel, released at close
+	closed   bool
 }
 
 // pendingCall is a call written to a wsrpc peer, awaiting its answer.
 type pendingCall struct {
-	id     json.RawMessage // the forwarded id the session core gave it
+	id     json.RawMessage // the forwarded id the session core gave it (nil for a probe)
 	method string          // as written, for errors
 }
 
@@ -68,13 +75,16 @@ type readResult struct {
 
 // wsrpcMessage is a wsrpc frame; a member that is absent stays nil.
 type wsrpcMessage struct {
-	JSONRPC json.RawMessage `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  *string         `json:"method"`
-	Params  json.RawMessage `json:"params"`
-	Result  json.RawMessage `json:"result"`
-	Error   json.RawMessage `json:"error"`
+	ID     json.RawMessage `json:"id"`
+	Method *string         `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
 }
+
+// isJSONRPC reports whether raw is JSON-RPC 2.0 (has a "jsonrpc" member,
+// spelled exactly): the one test of the dialect, everywhere.
+func isJSONRPC(raw []byte) bool { return rpc.HasMember(raw, "jsonrpc") }
 
 func (c *wsrpcConn) Read(ctx context.Context) ([]byte, error) {
 	for {
@@ -94,7 +104,11 @@ func (c *wsrpcConn) Read(ctx context.Context) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			if m := c.fromPeer(raw); m != nil {
+			m, err := c.fromPeer(raw)
+			if err != nil {
+				return nil, err
+			}
+			if m != nil {
 				return m, nil
 			}
 		default:
@@ -116,8 +130,9 @@ func (c *wsrpcConn) readInner(ctx context.Context) ([]byte, error) {
 	return c.inner.Read(ctx)
 }
 
-// decide reads the first message, or waits for the silence, and decides
-// the dialect; what the session core must read first goes to the inbox.
+// decide waits for the connection's next message, or (once) for its
+// silence, and decides the dialect if it can; what the session core must
+// read first goes to the inbox.
 func (c *wsrpcConn) decide(ctx context.Context) error {
 	if c.first == nil {
 		c.first = make(chan readResult, 1)
@@ -126,17 +141,23 @@ func (c *wsrpcConn) decide(ctx context.Context) error {
 			first <- readResult{m, err}
 		}(c.first)
 	}
-	silence := time.NewTimer(c.hub.opts.Silence)
-	defer silence.Stop()
+	var silence <-chan time.Time
+	if !c.waited {
+		t := time.NewTimer(c.hub.opts.Silence)
+		defer t.Stop()
+		silence = t.C
+	}
 	select {
 	case r := <-c.first:
 		c.first = nil
 		if r.err != nil {
 			return r.err
 		}
-		c.firstMessage(r.msg)
-	case <-silence.C:
+		c.message(r.msg)
+	case <-silence:
+		c.waited = true
 		if c.hint != nil {
+			c.bySilent = true
 			c.becomeWSRPC(c.hint, true, "silent on a connection for "+c.hint.Name)
 			return nil
 		}
@@ -145,82 +166,75 @@ func (c *wsrpcConn) decide(ctx context.Context) error {
 	return nil
 }
 
-// firstMessage decides the dialect from the connection's first message.
-// A JSON-RPC 2.0 one is told without decoding it, so that the session's
-// goroutine, which keeps its stack for the connection's life, never runs
-// encoding/json for a JSON-RPC client.
-func (c *wsrpcConn) firstMessage(raw []byte) {
+// message decides the dialect from a message that came before it was
+// decided, or leaves it undecided (an answer that identifies nothing).
+func (c *wsrpcConn) message(raw []byte) {
 	var m wsrpcMessage
-	if rpc.HasMember(raw, "jsonrpc") || json.Unmarshal(raw, &m) != nil {
+	if isJSONRPC(raw) || json.Unmarshal(raw, &m) != nil {
+		c.endProbes()
 		c.dialect.Store(dialectJSONRPC) // the session core answers what is wrong with it
 		c.inbox = append(c.inbox, raw)
 		return
 	}
-	app, panel := c.hint, c.hint != nil
-	if m.Method != nil {
-		prefix, route, _ := strings.Cut(*m.Method, ".")
-		if a, ok := c.hub.opts.Catalog.App(prefix); ok && a.WSRPC != nil && app == nil {
-			app = a
+	if m.Method == nil {
+		// A reply: an answer to a probe identifies the app when it has a
+		// result (a wsrpc client's error object does not count); any
+		// other reply identifies nothing.
+		n, err := strconv.Atoi(string(m.ID))
+		if app := c.probes[n]; err == nil && app != nil {
+			delete(c.probes, n)
+			c.takeCall(n)
+			if m.Result != nil && m.Error == nil {
+				c.endProbes()
+				c.becomeWSRPC(app, true, "answering the probe "+app.WSRPC.Prefix+"."+app.WSRPC.Probe)
+			}
 		}
-		panel = app != nil && app.WSRPC.isStartRoute(route)
+		return
 	}
-	how := "its first message"
-	if c.hint != nil {
-		how = "a connection for " + c.hint.Name
+	c.endProbes()
+	// A call. Its prefix names the app; else the connection's. wsrpc.js
+	// numbers its calls odd (3, 5, …), wsrpc-aiohttp's Python client even:
+	// an odd id is a panel (its start call, or a button clicked while the
+	// bridge was away, queued and sent now), an even one a client (AYON's
+	// second launch calling set_context).
+	app := c.hint
+	prefix, route, _ := strings.Cut(*m.Method, ".")
+	if a, ok := c.hub.opts.Catalog.App(prefix); ok && a.WSRPC != nil {
+		app = a
 	}
+	n, err := strconv.Atoi(string(m.ID))
+	panel := app != nil && (app.WSRPC.isStartRoute(route) || (err == nil && n%2 == 1))
+	how := "its first call, " + *m.Method
 	c.becomeWSRPC(app, panel, how)
-	if out := c.fromPeer(raw); out != nil {
+	if out, err := c.fromPeer(raw); err == nil && out != nil {
 		c.inbox = append(c.inbox, out)
 	}
 }
 
 // probe asks a silent connection whose app is not known which app's panel
-// it is, calling each wsrpc app's probe route until one is answered: a
-// panel answers a route it lacks with "Route not found". A connection
-// that answers none, or sends JSON-RPC 2.0, is left to the session core.
+// it is: it calls each wsrpc app's probe route at once. A panel answers a
+// route it lacks with "Route not found" and its own with a value; the
+// answers come as messages (see message). Until one identifies it, the
+// connection waits undecided, and a connection that never says anything
+// is closed by the session core's hello deadline.
 func (c *wsrpcConn) probe(ctx context.Context) {
+	c.probes = map[int]*App{}
 	for _, a := range c.hub.wsrpcApps() {
-		id := c.newCall(nil, "")
-		frame := []byte(`{"id":` + strconv.Itoa(id) + `,"method":` + string(rpc.AppendString(nil, a.WSRPC.Prefix+"."+a.WSRPC.Probe)) + `}`)
-		if c.inner.Write(ctx, frame) != nil {
-			return
-		}
-		timeout := time.NewTimer(c.hub.opts.ProbeTimeout)
-		select {
-		case r := <-c.first:
-			timeout.Stop()
-			c.first = nil
-			if r.err != nil {
-				c.dialect.Store(dialectJSONRPC)
-				c.first = make(chan readResult, 1)
-				c.first <- r
-				return
-			}
-			var m wsrpcMessage
-			switch {
-			case json.Unmarshal(r.msg, &m) != nil || m.JSONRPC != nil || m.Method != nil:
-				c.firstMessage(r.msg)
-				return
-			case string(m.ID) == strconv.Itoa(id) && !isRouteNotFound(m.Error):
-				c.takeCall(id)
-				c.becomeWSRPC(a, true, "answering the probe "+a.WSRPC.Prefix+"."+a.WSRPC.Probe)
-				return
-			}
-			c.takeCall(id)
-			c.first = make(chan readResult, 1)
-			go func(first chan<- readResult) {
-				m, err := c.inner.Read(ctx)
-				first <- readResult{m, err}
-			}(c.first)
-		case <-timeout.C:
-			c.takeCall(id)
-			c.dialect.Store(dialectJSONRPC)
-			c.hub.log.Info("connection not identified: silent, and no wsrpc probe answered", "remote", c.host)
-			return
+		id := c.newCall(nil, a.WSRPC.Prefix+"."+a.WSRPC.Probe)
+		c.probes[id] = a
+		frame := []byte(`{"id":` + strconv.Itoa(id) + `,"method":` + string(rpc.AppendString(nil, a.WSRPC.Prefix+"."+a.WSRPC.Probe)) + `,"params":{}}`)
+		if c.writeInner(ctx, frame) != nil {
+			return // the connection is going: its read fails next
 		}
 	}
-	c.dialect.Store(dialectJSONRPC)
-	c.hub.log.Info("connection not identified: silent, and no wsrpc probe answered", "remote", c.host)
+}
+
+// endProbes forgets the probes still unanswered.
+func (c *wsrpcConn) endProbes() {
+	for n := range c.probes {
+		c.takeCall(n)
+	}
+	c.probes = nil
 }
 
 // becomeWSRPC makes c a wsrpc connection of app (nil: a client of no
@@ -229,14 +243,20 @@ func (c *wsrpcConn) probe(ctx context.Context) {
 func (c *wsrpcConn) becomeWSRPC(app *App, panel bool, how string) {
 	c.app, c.panel = app, panel
 	hello := map[string]any{"kind": "tool", "app": wsrpcClientApp, "replay": false, "version": "wsrpc"}
+	instance := ""
 	switch {
 	case panel:
-		c.instance = c.hub.claimName(app.Name, c.host)
+		c.mu.Lock()
+		if !c.closed { // a connection closed meanwhile claims no name
+			c.instance = c.hub.claimName(app.Name, c.host)
+		}
+		instance = c.instance
+		c.mu.Unlock()
 		methods := make([]string, 0, len(app.Methods))
 		for _, m := range app.Methods {
 			methods = append(methods, app.WSRPC.Prefix+"."+m.Name)
 		}
-		hello["kind"], hello["app"], hello["instance"] = "host", app.Name, c.instance
+		hello["kind"], hello["app"], hello["instance"] = "host", app.Name, instance
 		hello["label"] = app.Label + " panel (wsrpc)"
 		hello["methods"] = methods
 	case app != nil:
@@ -247,15 +267,28 @@ func (c *wsrpcConn) becomeWSRPC(app *App, panel bool, how string) {
 	params, _ := json.Marshal(hello)
 	c.inbox = append(c.inbox, rpc.AppendRequest(nil, json.RawMessage(helloID), "bridge.hello", params, nil))
 	c.dialect.Store(dialectWSRPC)
-	c.hub.log.Info("wsrpc connection", "app", hello["app"], "kind", hello["kind"], "instance", c.instance, "remote", c.host, "identified_by", how)
+	c.hub.log.Info("wsrpc connection", "app", hello["app"], "kind", hello["kind"], "instance", instance, "remote", c.host, "identified_by", how)
 }
+
+// errNotWSRPC ends a connection that was taken for a panel because it was
+// silent, and then said bridge.hello in JSON-RPC 2.0: a slow JSON-RPC
+// client, which connects again and says its hello in time.
+var errNotWSRPC = errors.New("a JSON-RPC 2.0 client was taken for a wsrpc panel while it was silent; it must say bridge.hello within half a second on this port")
 
 // fromPeer translates a message of a wsrpc peer into JSON-RPC 2.0, or
 // returns nil when there is nothing to pass on (an answer to no call).
-func (c *wsrpcConn) fromPeer(raw []byte) []byte {
+func (c *wsrpcConn) fromPeer(raw []byte) ([]byte, error) {
+	if isJSONRPC(raw) {
+		if c.bySilent {
+			_ = c.inner.Close(session.CloseTryAgainLater, "say bridge.hello at once: this port takes a silent connection for a panel")
+			return nil, errNotWSRPC
+		}
+		return raw, nil // the panel passes JSON-RPC 2.0 through
+	}
+	c.bySilent = false // it speaks wsrpc: a panel indeed
 	var m wsrpcMessage
-	if json.Unmarshal(raw, &m) != nil || m.JSONRPC != nil {
-		return raw // JSON-RPC 2.0 (the panel passes it through), or for the session core to refuse
+	if json.Unmarshal(raw, &m) != nil {
+		return raw, nil // for the session core to refuse
 	}
 	if m.Method != nil {
 		id := m.ID
@@ -265,28 +298,32 @@ func (c *wsrpcConn) fromPeer(raw []byte) []byte {
 		if c.panel && id != nil && *m.Method == c.app.WSRPC.Prefix+".ping" {
 			// The panel's hello to the server it thinks it has: answered
 			// here, as AYON's server does.
-			c.writeInner(append(append([]byte(`{"id":`), id...), `,"result":null}`...))
-			return nil
+			_ = c.writeInner(context.Background(), append(append([]byte(`{"id":`), id...), `,"result":null}`...))
+			return nil, nil
 		}
-		return rpc.AppendRequest(nil, id, *m.Method, m.Params, nil)
+		params := m.Params
+		if string(params) == "null" {
+			params = nil
+		}
+		return rpc.AppendRequest(nil, id, *m.Method, params, nil), nil
 	}
 	n, err := strconv.Atoi(string(m.ID))
 	if err != nil {
-		return nil // an error frame of the panel with id null: nothing waits for it
+		return nil, nil // an error frame of the panel with id null: nothing waits for it
 	}
 	pc, ok := c.takeCall(n)
-	if !ok {
-		return nil
+	if !ok || pc.id == nil {
+		return nil, nil
 	}
 	switch {
 	case isRouteNotFound(m.Error):
-		return rpc.AppendError(nil, pc.id, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: the %s panel has no route %s", c.appLabel(), pc.method))
+		return rpc.AppendError(nil, pc.id, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: the %s panel has no route %s", c.appLabel(), pc.method)), nil
 	case m.Error != nil && string(m.Error) != "null":
 		e := rpc.Errorf(rpc.CodeInternalError, "the %s panel's %s failed%s", c.appLabel(), pc.method, errorText(m.Error))
 		e.Data = json.RawMessage(`{"wsrpc_error":` + string(m.Error) + `}`)
-		return rpc.AppendError(nil, pc.id, e)
+		return rpc.AppendError(nil, pc.id, e), nil
 	}
-	return rpc.AppendResult(nil, pc.id, m.Result, nil) // no result: undefined, null
+	return rpc.AppendResult(nil, pc.id, m.Result, nil), nil // no result: undefined, null
 }
 
 // Write translates what the session core writes for a wsrpc peer: calls
@@ -305,6 +342,9 @@ func (c *wsrpcConn) Write(ctx context.Context, msg []byte) error {
 		switch {
 		case m == nil:
 			continue
+		case m.Method == "$/cancelRequest":
+			c.forgetCancelled(m.Params) // the peer has no cancel; its answer, if it comes, goes nowhere
+			continue
 		case m.IsNotification():
 			continue
 		case m.IsRequest():
@@ -312,9 +352,11 @@ func (c *wsrpcConn) Write(ctx context.Context, msg []byte) error {
 			out = append([]byte(`{"id":`), strconv.Itoa(id)...)
 			out = append(out, `,"method":`...)
 			out = rpc.AppendString(out, m.Method)
-			if m.Params != nil {
-				out = append(append(out, `,"params":`...), m.Params...)
+			params := m.Params
+			if params == nil {
+				params = json.RawMessage("{}") // as wsrpc-aiohttp sends: the panel's routes read their params
 			}
+			out = append(append(out, `,"params":`...), params...)
 			out = append(out, '}')
 		case string(m.ID) == helloID:
 			if m.Error != nil {
@@ -324,7 +366,7 @@ func (c *wsrpcConn) Write(ctx context.Context, msg []byte) error {
 		default:
 			out = c.reply(m)
 		}
-		if err := c.inner.Write(ctx, out); err != nil {
+		if err := c.writeInner(ctx, out); err != nil {
 			return err
 		}
 	}
@@ -362,22 +404,29 @@ func (c *wsrpcConn) reply(m *rpc.Message) []byte {
 	return append(out, '}')
 }
 
-// writeInner writes a frame of the adapter's own (an answer to the
-// panel's ping) from the reading goroutine.
-func (c *wsrpcConn) writeInner(frame []byte) {
-	_ = c.inner.Write(context.Background(), frame)
+// writeInner writes one frame to the peer: the session's writer and the
+// reading goroutine (probes, the answer to the panel's ping) take turns.
+func (c *wsrpcConn) writeInner(ctx context.Context, frame []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.inner.Write(ctx, frame)
 }
 
-// newCall records a call to the peer and returns the id it goes with.
+// newCall records a call to the peer and returns the id it goes with; id
+// is the forwarded id (nil for a probe), copied so that the frame it came
+// in is not kept.
 func (c *wsrpcConn) newCall(id json.RawMessage, method string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := c.nextID
 	c.nextID += 2
 	if c.calls == nil {
-		c.calls = map[int]pendingCall{}
+		c.calls, c.byFID = map[int]pendingCall{}, map[string]int{}
 	}
-	c.calls[n] = pendingCall{id: id, method: method}
+	c.calls[n] = pendingCall{id: bytes.Clone(id), method: method}
+	if id != nil {
+		c.byFID[string(id)] = n
+	}
 	return n
 }
 
@@ -387,7 +436,28 @@ func (c *wsrpcConn) takeCall(n int) (pendingCall, bool) {
 	defer c.mu.Unlock()
 	pc, ok := c.calls[n]
 	delete(c.calls, n)
+	if ok && pc.id != nil {
+		delete(c.byFID, string(pc.id))
+	}
 	return pc, ok
+}
+
+// forgetCancelled forgets the call a $/cancelRequest names (its caller
+// gave up, or its timeout ran out), so that calls a hung panel never
+// answers do not pile up.
+func (c *wsrpcConn) forgetCancelled(params json.RawMessage) {
+	var p struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return
+	}
+	c.mu.Lock()
+	n, ok := c.byFID[string(p.ID)]
+	c.mu.Unlock()
+	if ok {
+		c.takeCall(n)
+	}
 }
 
 func (c *wsrpcConn) appLabel() string {

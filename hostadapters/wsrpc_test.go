@@ -97,6 +97,11 @@ func TestWSRPCPanelAnswersTools(t *testing.T) {
 	if code != -32601 {
 		t.Errorf("a route the panel lacks: %v, want -32601", code)
 	}
+	for _, m := range panel.all() {
+		if p, ok := m["params"].(map[string]any); m["method"] == "AfterEffects.get_metadata" && (!ok || len(p) != 0) {
+			t.Errorf("a call without params reached the panel as %v, want \"params\":{} (its routes read their params)", m)
+		}
+	}
 	code, data := rpcError(t, toolCall(tool, "thrown", "aftereffects.rename_item", map[string]any{"item_id": 1, "item_name": "x"}, nil)())
 	if code != -32603 || data["wsrpc_error"] == nil {
 		t.Errorf("a handler that throws: %v %v, want -32603 with the panel's error in data", code, data)
@@ -286,4 +291,97 @@ func TestWSRPCTokenInURLIsNeverShown(t *testing.T) {
 			t.Errorf("%s shows the token:\n%s", what, text)
 		}
 	}
+}
+
+// How a connection is known, in the cases a panel meets in the field: a
+// button clicked while the bridge was away comes first, queued (odd id,
+// not the start call), and it is the panel; Photoshop's panel on After
+// Effects' port (AYON's port search spans both) is Photoshop's, and its
+// start call is answered; a probe answered slowly (the host busy in a
+// render) still identifies the panel; a probe answered with a Python
+// client's error object identifies nothing; a JSON-RPC client that is
+// silent too long on an app's port is closed with 1013, to connect again.
+func TestWSRPCHowConnectionsAreKnown(t *testing.T) {
+	b, aeURL := startBridge(t, nil, nil)
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool"})
+	hostOf := func(app string) *session.SessionInfo {
+		for _, s := range b.Router.Sessions() {
+			if s.App == app && s.Kind == "host" {
+				return &s
+			}
+		}
+		return nil
+	}
+
+	step(t, "a queued button call first", func(t *testing.T) {
+		panel := newPanel(t, b.WSURL+"/", aeRoutes(nil))
+		panel.connect("AfterEffects.publish_route")
+		waitFor(t, func() bool { return hostOf("aftereffects") != nil }, "an aftereffects host")
+		panel.drop()
+		waitFor(t, func() bool { return hostOf("aftereffects") == nil || hostOf("aftereffects").State != session.StateConnected }, "the panel gone")
+	})
+
+	step(t, "Photoshop's panel on After Effects' port", func(t *testing.T) {
+		ps := newPanel(t, aeURL, map[string]panelRoute{"Photoshop.get_layers": func(map[string]any) (any, error) { return "[]", nil }})
+		ps.connect()
+		if r := ps.call("Photoshop.ping", nil); r["error"] != nil {
+			t.Errorf("Photoshop.ping on the After Effects port: %v, want it answered", r)
+		}
+		if r := toolCall(tool, "ps", "photoshop.get_layers", nil, nil)(); r["result"] != "[]" {
+			t.Errorf("photoshop.get_layers: %v", r)
+		}
+		ps.drop()
+	})
+
+	step(t, "a slow answer to the probe", func(t *testing.T) {
+		ps := newPanel(t, b.WSURL+"/", map[string]panelRoute{
+			"Photoshop.get_active_document_name": func(map[string]any) (any, error) { time.Sleep(2500 * time.Millisecond); return "matte.psd", nil },
+			"Photoshop.read":                     func(map[string]any) (any, error) { return "layers", nil },
+		})
+		ps.connect()
+		if r := toolCall(tool, "read", "photoshop.read", nil, map[string]any{"wait_ms": 10000})(); r["result"] != "layers" {
+			t.Errorf("photoshop.read once the busy panel answered its probe: %v", r)
+		}
+		ps.drop()
+	})
+
+	step(t, "a Python client's error to the probe", func(t *testing.T) {
+		client := bridgetest.Dial(t, b.WSURL+"/", nil)
+		probe := client.Read()
+		client.Send(map[string]any{"id": probe["id"], "error": map[string]any{"type": "NotImplementedError", "message": "Callback function not implemented"}})
+		time.Sleep(300 * time.Millisecond)
+		for _, s := range b.Router.Sessions() {
+			if s.Kind == "host" && s.State == session.StateConnected && (s.App == "aftereffects" || s.App == "photoshop") {
+				t.Errorf("a client that answered the probe with an error became %+v", s)
+			}
+		}
+	})
+
+	step(t, "a slow JSON-RPC client on an app's port", func(t *testing.T) {
+		slow := bridgetest.Dial(t, aeURL, nil)
+		time.Sleep(800 * time.Millisecond)
+		slow.Send(`{"jsonrpc":"2.0","id":1,"method":"bridge.hello","params":{"app":"pipeline","kind":"tool"}}`)
+		if code := slow.Closed(5 * time.Second); code != 1013 {
+			t.Errorf("a JSON-RPC client silent for 0.8 s on the After Effects port ended with %d, want 1013 (connect again)", code)
+		}
+	})
+}
+
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("%s never came", what)
 }
