@@ -319,7 +319,9 @@ func TestWSRPCHowConnectionsAreKnown(t *testing.T) {
 		panel.connect("AfterEffects.publish_route")
 		waitFor(t, func() bool { return hostOf("aftereffects") != nil }, "an aftereffects host")
 		panel.drop()
-		waitFor(t, func() bool { return hostOf("aftereffects") == nil || hostOf("aftereffects").State != session.StateConnected }, "the panel gone")
+		waitFor(t, func() bool {
+			return hostOf("aftereffects") == nil || hostOf("aftereffects").State != session.StateConnected
+		}, "the panel gone")
 	})
 
 	step(t, "Photoshop's panel on After Effects' port", func(t *testing.T) {

@@ -51,6 +51,10 @@ type Options struct {
 	MaxRPCBytes int64
 	// Version is shown on the status page. Default: "dev".
 	Version string
+	// Shutdown, when set, is what POST /admin/shutdown (`bridge stop`)
+	// calls: the bridge's graceful shutdown, started without waiting.
+	// Default: none (the endpoint answers 404).
+	Shutdown func()
 	// Dialects decides each websocket connection's dialect and translates
 	// a wsrpc panel's or client's (package hostadapters). Default: none,
 	// every connection speaks JSON-RPC 2.0.
@@ -90,7 +94,11 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("/ws/", s.handleWS)
 	s.mux.HandleFunc("/rpc", s.handleRPC)
 	s.mux.HandleFunc("GET /api/sessions", s.guard(s.handleSessions))
-	s.mux.HandleFunc("GET /healthz", s.open(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	s.mux.HandleFunc("GET /healthz", s.open(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(IdentityHeader, s.version())
+		io.WriteString(w, "ok\n")
+	}))
+	s.mux.HandleFunc("POST /admin/shutdown", s.guard(s.handleShutdown))
 	s.mux.HandleFunc("GET /readyz", s.open(s.handleReady))
 	s.mux.HandleFunc("GET /metrics", s.guard(metricsHandler(opts.Router, s.log)))
 	s.mux.HandleFunc("/sdk/", s.open(s.handleSDK))
@@ -157,6 +165,35 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		sc = s.opts.Dialects.Wrap(conn, hostadapters.Hint{App: app, RemoteHost: host})
 	}
 	go s.opts.Router.Serve(sc, peer)
+}
+
+// IdentityHeader is set on /healthz with the bridge's version, so that a
+// launcher tells a bridge from another program answering on its port.
+const IdentityHeader = "Dccbridge-Version"
+
+func (s *Server) version() string {
+	if s.opts.Version == "" {
+		return "dev"
+	}
+	return s.opts.Version
+}
+
+// handleShutdown starts the bridge's graceful shutdown (`bridge stop`).
+// guard has checked the token where one is needed; without a token in
+// force, only loopback callers may stop the bridge.
+func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Shutdown == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if host, _, _ := net.SplitHostPort(r.RemoteAddr); !s.opts.TokenInForce && !net.ParseIP(host).IsLoopback() {
+		s.refuse(w, r, http.StatusForbidden, "forbidden: without a token in force, only this machine may stop the bridge")
+		return
+	}
+	s.log.Info("shutdown asked for over HTTP (bridge stop)", "remote", r.RemoteAddr)
+	w.WriteHeader(http.StatusAccepted)
+	io.WriteString(w, "shutting down\n")
+	go s.opts.Shutdown()
 }
 
 // listenerAppKey is the request context key of the app a listener serves.

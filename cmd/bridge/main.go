@@ -7,6 +7,9 @@
 //	bridge token                  print the bridge's token
 //	bridge health                 exit 0 when the bridge answers /healthz
 //	bridge catalog [APP]          print the apps the bridge knows, or one's methods
+//	bridge ensure                 start a bridge in the background unless one runs
+//	bridge stop                   stop the bridge gracefully
+//	bridge context set|get        push or read an app's context (project, folder, task)
 //
 // Every subcommand finds the bridge through --addr, BRIDGE_ADDR or
 // WEBSOCKET_URL, and its token through --token, BRIDGE_TOKEN, --token-file
@@ -53,6 +56,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return healthCmd(args, stdout, stderr)
 	case "catalog":
 		return catalogCmd(args, stdout, stderr)
+	case "ensure":
+		return ensureCmd(args, stdout, stderr)
+	case "stop":
+		return stopCmd(args, stdout, stderr)
+	case "context":
+		return contextCmd(args, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -74,6 +83,9 @@ Usage:
   bridge token [flags]                    print the bridge's token
   bridge health [flags]                   exit 0 when the bridge answers /healthz
   bridge catalog [--json] [APP]           the apps the bridge knows, or APP's methods
+  bridge ensure [flags] [-- serve flags]  start a bridge in the background unless one runs; print its URL
+  bridge stop [flags]                     stop the bridge gracefully
+  bridge context set --app APP k=v ...    push the artist's context to APP's hosts (get reads it)
   bridge version
 
 Run "bridge COMMAND -h" for a command's flags. Flags may come before or after

@@ -182,6 +182,9 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 
+	stopAsked := make(chan struct{}) // closed by POST /admin/shutdown
+	var stopOnce sync.Once
+
 	router := session.New(session.Options{
 		Logger:            log,
 		Version:           version,
@@ -207,6 +210,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		MaxMessage:   cfg.maxMessage,
 		Version:      version,
 		Dialects:     hostadapters.NewWSRPC(hostadapters.WSRPCOptions{Catalog: catalog, Logger: log}),
+		Shutdown:     func() { stopOnce.Do(func() { close(stopAsked) }) },
 	})
 
 	ln, err := net.Listen("tcp", addr)
@@ -259,6 +263,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-stopAsked:
 	}
 	stop()
 	if cfg.memProfile != "" {
