@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -331,5 +332,34 @@ func TestSkyHookConnectorAgainstPython(t *testing.T) {
 	code, _ = rpcError(t, toolCall(tool, "nf", "maya.nope", nil, nil)())
 	if code != -32601 {
 		t.Errorf("a function the server does not list: %v, want -32601", code)
+	}
+}
+
+// The connectors' HTTP client follows no redirect off loopback: an Unreal
+// that answers its probe with a redirect to another host is not reached
+// through it, and no session appears.
+func TestConnectorRefusesRedirectOffLoopback(t *testing.T) {
+	b, _ := startBridge(t, nil, nil)
+	ue := bridgetest.StartHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://pipeline.studio.invalid/remote/info", http.StatusFound)
+	}))
+	var logs bridgetest.SyncBuffer
+	catalog, _ := hostadapters.Load("")
+	app, _ := catalog.App("unreal")
+	c := hostadapters.NewUnrealConnector(hostadapters.ConnectorOptions{Router: b.Router, App: app, Addr: strings.TrimPrefix(ue, "ws://"),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	<-done
+	for _, s := range b.Router.Sessions() {
+		if s.Instance == c.Instance() {
+			t.Errorf("a session for an Unreal whose probe redirects off loopback: %+v", s)
+		}
+	}
+	if !strings.Contains(logs.String(), "follows redirects on loopback only") {
+		t.Errorf("the log does not say the redirect was refused:\n%s", logs.String())
 	}
 }
