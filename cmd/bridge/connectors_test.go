@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,10 +11,11 @@ import (
 	"time"
 )
 
-// `bridge serve --skyhook maya=HOST:PORT`: the SkyHook server's functions
-// are listed by `bridge sessions` as a maya session and `bridge call`
-// reaches them; --skyhook with an app that does not run SkyHook is
-// refused, saying which do.
+// A SkyHook server given in the config file (as --skyhook maya=HOST:PORT
+// gives it): its functions are listed by `bridge sessions` as a maya
+// session and `bridge call` reaches them; --skyhook with an app that does
+// not run SkyHook is refused, saying which do; a config file with a
+// misspelt section is refused, naming it.
 func TestServeSkyHook(t *testing.T) {
 	sky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -33,9 +36,17 @@ func TestServeSkyHook(t *testing.T) {
 	}))
 	defer sky.Close()
 	port := freePort(t)
-	env, _ := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port)
+	env, home := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port)
 	expect(t, runCLI(t, env, "", "serve", "--skyhook", "nuke"), exitRPCError, "does not run SkyHook", "maya, houdini")
-	startServe(t, env, "127.0.0.1:"+port, "--skyhook", "maya="+strings.TrimPrefix(sky.URL, "http://"))
+	bad := filepath.Join(home, "bad.json")
+	os.WriteFile(bad, []byte(`{"skyhooks":{"maya":""}}`), 0o644)
+	expect(t, runCLI(t, env, "", "serve", "--config", bad), exitUsage, "config file", `unknown field "skyhooks"`)
+
+	// maya's server comes from the config file in the user's config dir.
+	cfgDir := filepath.Join(home, ".config", "dccbridge")
+	os.MkdirAll(cfgDir, 0o700)
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"skyhook":{"maya":"`+strings.TrimPrefix(sky.URL, "http://")+`"}}`), 0o644)
+	startServe(t, env, "127.0.0.1:"+port)
 
 	var out string
 	for range 50 {

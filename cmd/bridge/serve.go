@@ -46,6 +46,7 @@ type serveConfig struct {
 	catalogDir        string
 	skyhook           []appListener // app=host:port of SkyHook servers to connect to
 	unreal            []string      // host:port of Unreal Remote Control APIs
+	configPath        string
 }
 
 // appListener is one --listen app=host:port: a port whose connections are
@@ -108,6 +109,7 @@ func serve(args []string, stderr io.Writer) int {
 		cfg.unreal = append(cfg.unreal, v)
 		return nil
 	})
+	fs.StringVar(&cfg.configPath, "config", os.Getenv("BRIDGE_CONFIG"), "a JSON `file` of host integrations (listen, skyhook, unreal, catalog), added to by flags and environment (env BRIDGE_CONFIG; default "+defaultConfigForHelp()+", when it exists)")
 	fs.StringVar(&cfg.catalogDir, "catalog", os.Getenv("BRIDGE_CATALOG"), "a `dir` of app catalog files (*.json) added to the built-in catalog; `bridge catalog` prints the result (env BRIDGE_CATALOG)")
 	fs.StringVar(&cfg.memProfile, "memprofile", os.Getenv("BRIDGE_MEMPROFILE"), "when SIGINT or SIGTERM comes, write a heap profile to `file` before shutting down, for `go tool pprof` (env BRIDGE_MEMPROFILE)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", os.Getenv("BRIDGE_CPUPROFILE"), "write a CPU profile to `file` until the bridge stops, for `go tool pprof` (env BRIDGE_CPUPROFILE)")
@@ -117,6 +119,20 @@ func serve(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bridge serve: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	path, explicit := cfg.configPath, cfg.configPath != ""
+	if !explicit {
+		path, _ = defaultConfigFile()
+	}
+	if path != "" {
+		cf, err := loadConfigFile(path, explicit)
+		if err == nil {
+			err = cf.apply(&cfg)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bridge serve:", err)
+			return exitUsage
+		}
 	}
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
@@ -449,4 +465,11 @@ func connectorAddr(addr string, app *hostadapters.App) (string, error) {
 		return "127.0.0.1:" + strconv.Itoa(app.Ports[0]), nil
 	}
 	return listenAddr(addr)
+}
+
+func defaultConfigForHelp() string {
+	if p, err := defaultConfigFile(); err == nil {
+		return p
+	}
+	return "dccbridge/config.json in the user config dir"
 }
