@@ -109,6 +109,24 @@ func (c *subcommand) fail(err error) int {
 	return ce.code
 }
 
+// parseAddr parses args for a subcommand that takes flags only, and
+// returns the address it dials (from c's --addr); when ok is false the
+// subcommand exits with code (the usage was printed).
+func (sc *subcommand) parseAddr(args []string, c *common) (addr string, code int, ok bool) {
+	pos, code, ok := sc.parse(args)
+	if !ok {
+		return "", code, false
+	}
+	if len(pos) > 0 {
+		return "", sc.fail(usageError("unexpected argument %q", pos[0])), false
+	}
+	addr, err := dialAddr(c.addr)
+	if err != nil {
+		return "", sc.fail(usageError("%v", err)), false
+	}
+	return addr, exitOK, true
+}
+
 // parseInterleaved parses args with fs, letting flags come before, between
 // and after the positional arguments, and returns the positional arguments
 // in order. "--" ends the flags: everything after it is positional.

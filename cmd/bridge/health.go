@@ -25,19 +25,12 @@ func healthCmd(args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("health", "[flags]", healthAbout, stdout, stderr)
 	c.registerAddr(sc.fs)
 	sc.fs.DurationVar(&timeout, "timeout", 3*time.Second, "give up after this `duration`")
-	pos, code, ok := sc.parse(args)
+	addr, code, ok := sc.parseAddr(args, &c)
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return sc.fail(usageError("unexpected argument %q", pos[0]))
-	}
 	if timeout <= 0 {
 		return sc.fail(usageError("--timeout must be positive"))
-	}
-	addr, err := dialAddr(c.addr)
-	if err != nil {
-		return sc.fail(usageError("%v", err))
 	}
 	url := "http://" + addr + "/healthz"
 	resp, err := directClient(timeout).Get(url)

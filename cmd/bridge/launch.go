@@ -66,16 +66,9 @@ func ensureCmd(args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("ensure", "[flags] [-- serve flags]", ensureAbout, stdout, stderr)
 	c.register(sc.fs)
 	sc.fs.DurationVar(&timeout, "timeout", 15*time.Second, "how long to wait for the bridge to become healthy")
-	pos, code, ok := sc.parse(args)
+	addr, code, ok := sc.parseAddr(args, &c)
 	if !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return sc.fail(usageError("unexpected argument %q (flags for the bridge go after --)", pos[0]))
-	}
-	addr, err := dialAddr(c.addr)
-	if err != nil {
-		return sc.fail(usageError("%v", err))
 	}
 	url := "ws://" + addr + "/ws"
 	switch v, other, err := bridgeAt(addr, 2*time.Second); {
@@ -144,16 +137,9 @@ func stopCmd(args []string, stdout, stderr io.Writer) int {
 	sc := newSubcommand("stop", "[flags]", stopAbout, stdout, stderr)
 	c.register(sc.fs)
 	sc.fs.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the bridge to stop")
-	pos, code, ok := sc.parse(args)
+	addr, code, ok := sc.parseAddr(args, &c)
 	if !ok {
 		return code
-	}
-	if len(pos) > 0 {
-		return sc.fail(usageError("unexpected argument %q", pos[0]))
-	}
-	addr, err := dialAddr(c.addr)
-	if err != nil {
-		return sc.fail(usageError("%v", err))
 	}
 	token, _, err := c.tokenForClient(stderr)
 	if err != nil {
