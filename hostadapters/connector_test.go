@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -255,7 +256,7 @@ func TestSkyHookDownAndBack(t *testing.T) {
 // to their routes with the params as the body; a 4xx errorMessage is an
 // error with the HTTP status in data.
 func TestUnrealConnector(t *testing.T) {
-	b, _ := startBridge(t, nil, nil)
+	b, _ := startBridge(t, &session.Options{HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 500 * time.Millisecond}, nil)
 	var got sync.Map
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /remote/info", func(w http.ResponseWriter, r *http.Request) {
@@ -271,8 +272,9 @@ func TestUnrealConnector(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		w.Write([]byte(`{"errorMessage":"Object: /Game/Nope could not be found"}`))
 	})
-	ue := bridgetest.StartHandler(t, mux)
-	c := startConnector(t, b, hostadapters.NewUnrealConnector, "unreal", strings.TrimPrefix(ue, "ws://"))
+	ue := httptest.NewServer(mux)
+	defer ue.Close()
+	c := startConnector(t, b, hostadapters.NewUnrealConnector, "unreal", strings.TrimPrefix(ue.URL, "http://"))
 	if info := waitSession(t, b, c.Instance(), session.StateConnected); info.Kind != "unreal-remote" {
 		t.Errorf("the session's kind: %q, want unreal-remote", info.Kind)
 	}
@@ -289,6 +291,13 @@ func TestUnrealConnector(t *testing.T) {
 	code, data := rpcError(t, toolCall(tool, "p", "unreal.property", map[string]any{"objectPath": "/Game/Nope", "propertyName": "X", "access": "READ_ACCESS"}, nil)())
 	if code != -32602 || data["http_status"] != float64(400) || !strings.Contains(data["errorMessage"].(string), "could not be found") {
 		t.Errorf("a 400: %v %v, want -32602 with the status and errorMessage in data", code, data)
+	}
+
+	ue.Close() // the editor quits
+	waitSession(t, b, c.Instance(), session.StateReconnecting)
+	code, _ = rpcError(t, toolCall(tool, "gone", "unreal.call", params, map[string]any{"wait_ms": 300})())
+	if code != -32001 {
+		t.Errorf("unreal.call while the editor is gone: %v, want -32001 after the wait", code)
 	}
 }
 
