@@ -246,3 +246,34 @@ def test_instance_kept_across_restarts(bridge):
     a = Bridge(app="publisher")
     b = Bridge(app="publisher")
     assert a.instance == b.instance and a.boot != b.boot
+
+
+def test_a_tools_call_survives_its_reconnect(bridge):
+    """The tool's connection drops while its call runs on the host: the
+    tool comes back (same instance and boot), and the call's result reaches
+    it; nothing runs twice."""
+    proxy = CuttableProxy(bridge.addr)
+    runs = []
+    release = threading.Event()
+    h = host()
+
+    @h.handle("render")
+    def render():
+        runs.append(1)
+        release.wait(10)
+        return "rendered"
+
+    h.start()
+    tool = Bridge(app="pipeline", addr=proxy.addr).start()
+    try:
+        pending = tool.call_nowait("demo.render")
+        wait_until(lambda: runs, "the handler")
+        proxy.cut()
+        wait_until(lambda: not tool._connected.is_set(), "the tool's drop seen")
+        release.set()
+        assert pending.result(20) == "rendered"
+        assert runs == [1]
+    finally:
+        release.set()
+        tool.close()
+        h.close()
