@@ -111,7 +111,7 @@ func (r *Router) hello(s *Session, m *rpc.Message, reply func(any, *rpc.Error)) 
 	if !s.authorized {
 		if r.opts.Token == "" || subtle.ConstantTimeCompare([]byte(p.Token), []byte(r.opts.Token)) != 1 {
 			r.logLocked(slog.LevelWarn, "hello refused: bad or missing token", "session", s.id, "remote", s.remote, "app", p.App)
-			reply(nil, rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: bad or missing token (`bridge token` prints the bridge's token)"))
+			reply(nil, rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: bad or missing token (%s)", r.tokenHint()))
 			s.closeAfterFlush(ClosePolicyViolation, "unauthorized")
 			return
 		}

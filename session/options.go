@@ -13,6 +13,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported in hello results. Default: "dev".
 	Version string
+	// TokenHint says where the bridge's token is to be found, in the
+	// errors of a hello without it. Default: "`bridge token` prints it".
+	TokenHint string
 	// Catalog tells what is known of apps' methods before any host of
 	// theirs connects (package hostadapters has one). Default: none.
 	Catalog Catalog

@@ -312,7 +312,7 @@ func (r *Router) handleItem(c *caller, it rpc.Item, out sink) {
 	builtin := isBuiltin(m.Method)
 	if s != nil && !s.authorized && !(builtin && m.Method[len("bridge."):] == "hello") {
 		r.callRejected(m, rpc.CodeUnauthorized)
-		reply(rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: say bridge.hello with the bridge's token first (`bridge token` prints it)"))
+		reply(rpc.Errorf(rpc.CodeUnauthorized, "unauthorized: say bridge.hello with the bridge's token first (%s)", r.tokenHint()))
 		return
 	}
 	switch {
@@ -339,6 +339,14 @@ func (r *Router) settleUnwritten(s *Session, frames []outFrame) {
 	r.mu.Lock()
 	defer r.unlock()
 	s.holdUnwritten(frames)
+}
+
+// tokenHint says where the bridge's token is (Options.TokenHint).
+func (r *Router) tokenHint() string {
+	if r.opts.TokenHint != "" {
+		return r.opts.TokenHint
+	}
+	return "`bridge token` prints it"
 }
 
 // isBuiltin reports whether method is in the bridge namespace (case-folded,

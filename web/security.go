@@ -32,7 +32,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, open bool) (a acc
 	}
 	a, wrong := s.tokenAccess(r, fileLike)
 	if wrong {
-		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: wrong token (`bridge token` prints the right one)")
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: wrong token ("+s.tokenHint()+")")
 		return a, false
 	}
 	return a, true

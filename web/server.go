@@ -51,6 +51,10 @@ type Options struct {
 	MaxRPCBytes int64
 	// Version is shown on the status page. Default: "dev".
 	Version string
+	// TokenHint says where the bridge's token is to be found, for the
+	// refusals that ask for it: the token it was started with, or the
+	// default file's. Default: "`bridge token` prints it".
+	TokenHint string
 	// Shutdown, when set, is what POST /admin/shutdown (`bridge stop`)
 	// calls: the bridge's graceful shutdown, started without waiting.
 	// Default: none (the endpoint answers 404).
@@ -99,6 +103,10 @@ func New(opts Options) *Server {
 		io.WriteString(w, "ok\n")
 	}))
 	s.mux.HandleFunc("POST /admin/shutdown", s.guard(s.handleShutdown))
+	s.mux.HandleFunc("GET /api/token-hint", s.open(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"hint": s.tokenHint()})
+	}))
 	s.mux.HandleFunc("GET /readyz", s.open(s.handleReady))
 	s.mux.HandleFunc("GET /metrics", s.guard(metricsHandler(opts.Router, s.log)))
 	s.mux.HandleFunc("/sdk/", s.open(s.handleSDK))
@@ -131,7 +139,7 @@ func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !a.authorized {
-			s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token> or ?token=; `bridge token` prints it)")
+			s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token> or ?token=; "+s.tokenHint()+")")
 			return
 		}
 		h(w, r)
@@ -165,6 +173,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		sc = s.opts.Dialects.Wrap(conn, hostadapters.Hint{App: app, RemoteHost: host})
 	}
 	go s.opts.Router.Serve(sc, peer)
+}
+
+// tokenHint says where the token is to be found (Options.TokenHint).
+func (s *Server) tokenHint() string {
+	if s.opts.TokenHint != "" {
+		return s.opts.TokenHint
+	}
+	return "`bridge token` prints it"
 }
 
 // IdentityHeader is set on /healthz with the bridge's version, so that a
@@ -224,7 +240,7 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !a.authorized {
-		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token>; `bridge token` prints it)")
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: a token is needed (Authorization: Bearer <token>; "+s.tokenHint()+")")
 		return
 	}
 	const tooBigMsg = "message too big (the limit is --max-message)"

@@ -250,6 +250,9 @@ func reportCallError(sc *subcommand, conn *bridgeConn, err error, waited time.Du
 	switch {
 	case errors.As(err, &rpcErr):
 		printRPCError(sc.stderr, rpcErr, conn)
+		if rpcErr.Code == rpc.CodeUnauthorized {
+			return exitRefused // the hello's token: the same code as a refused upgrade
+		}
 		return exitRPCError
 	case errors.Is(err, context.DeadlineExceeded):
 		conn.drop() // the bridge is not answering: no close handshake either

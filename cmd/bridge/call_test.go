@@ -203,8 +203,13 @@ func TestCallToken(t *testing.T) {
 	b := startBridge(t, &web.Options{Token: token, TokenInForce: true})
 	addr := addrOf(b)
 
+	// A wrong token is exit 4, not 3 (unreachable: worth retrying), for
+	// every client subcommand.
 	r := runCLI(t, nil, "", "call", "bridge.ping", "--addr", addr, "--token", "wrong")
-	expect(t, r, exitUnreachable, "refused the token", "HTTP 401", "--token")
+	expect(t, r, exitRefused, "refused the token", "HTTP 401", "--token")
+	expect(t, runCLI(t, nil, "", "sessions", "--addr", addr, "--token", "wrong"), exitRefused, "refused the token")
+	expect(t, runCLI(t, nil, "", "context", "get", "--app", "x", "--addr", addr, "--token", "wrong"), exitRefused, "refused the token")
+	expect(t, runCLI(t, nil, "", "stop", "--addr", addr, "--token", "wrong"), exitRefused, "refused to stop")
 
 	env, _ := childEnv(t, "BRIDGE_TOKEN="+token)
 	r = runCLI(t, env, "", "call", "bridge.ping", "--addr", addr)
@@ -222,7 +227,7 @@ func TestCallToken(t *testing.T) {
 	// No token where one is in force: the upgrade is accepted, the call
 	// is refused with -32005.
 	r = runCLI(t, nil, "", "call", "bridge.ping", "--addr", addr)
-	expect(t, r, exitRPCError, "error -32005", "hint: the bridge needs a token", "--token")
+	expect(t, r, exitRefused, "error -32005", "hint: the bridge needs a token", "--token")
 }
 
 // TestCallDefaultTokenOfAnotherBridge: the default file's token is not the

@@ -47,6 +47,11 @@ func unreachableError(format string, args ...any) error {
 	return &cliError{code: exitUnreachable, msg: fmt.Sprintf(format, args...)}
 }
 
+// refusedError is an exit-4 error: the bridge refused the token.
+func refusedError(format string, args ...any) error {
+	return &cliError{code: exitRefused, msg: fmt.Sprintf(format, args...)}
+}
+
 // subcommand is a client subcommand's flag set and help. Flags print their
 // full help on stdout for -h, and a short usage line on stderr for a
 // mistake.
@@ -299,7 +304,7 @@ func describeDialError(addr string, err error, resp *http.Response, source int) 
 			if source == tokenExplicit {
 				hint = "the token given (--token, BRIDGE_TOKEN or --token-file) is not the bridge's; " + hint
 			}
-			return unreachableError("the bridge at %s refused the token (HTTP 401%s)\n%s", addr, body, hint)
+			return refusedError("the bridge at %s refused the token (HTTP 401%s)\n%s", addr, body, hint)
 		case http.StatusForbidden:
 			return unreachableError("the bridge at %s refused the connection (HTTP 403%s)\ndial it by 127.0.0.1, localhost or the address it listens on", addr, body)
 		}

@@ -36,8 +36,8 @@ Example:
   bridge stop
   bridge stop --addr 127.0.0.1:9000
 
-Exit codes: 0 stopped (or none was running), 1 refused or it did not
-stop, 2 bad usage.`
+Exit codes: 0 stopped (or none was running), 1 it did not stop or was
+refused (403), 2 bad usage, 4 the bridge refused the token.`
 
 // bridgeAt tells what answers /healthz at addr: a bridge (its version), or
 // another program, or nothing.
@@ -159,7 +159,11 @@ func stopCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	switch resp.StatusCode {
+	case http.StatusAccepted:
+	case http.StatusUnauthorized:
+		return sc.fail(refusedError("the bridge at %s refused to stop (HTTP 401): %s", addr, strings.TrimSpace(string(body))))
+	default:
 		return sc.fail(fmt.Errorf("the bridge at %s refused to stop (HTTP %d): %s", addr, resp.StatusCode, strings.TrimSpace(string(body))))
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {

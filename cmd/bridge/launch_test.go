@@ -57,7 +57,7 @@ func TestStopNeedsTheToken(t *testing.T) {
 	env, _ := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port, "BRIDGE_TOKEN=the-bridges-own-token-123456")
 	startServe(t, env, "127.0.0.1:"+port)
 	wrong, _ := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port, "BRIDGE_TOKEN=another-token-000000000000")
-	expect(t, runCLI(t, wrong, "", "stop"), exitRPCError, "refused to stop (HTTP 401)")
+	expect(t, runCLI(t, wrong, "", "stop"), exitRefused, "refused to stop (HTTP 401)")
 	expectOut(t, runCLI(t, env, "", "stop"), "stopped")
 }
 

@@ -31,6 +31,7 @@ const (
 	exitRPCError    = 1 // the bridge answered with a JSON-RPC error (or serve failed)
 	exitUsage       = 2
 	exitUnreachable = 3
+	exitRefused     = 4 // the bridge refused the token (or its absence): retrying will not help
 )
 
 func main() {
@@ -89,5 +90,6 @@ Usage:
   bridge version
 
 Run "bridge COMMAND -h" for a command's flags. Flags may come before or after
-the method. Exit codes: 0 ok, 1 JSON-RPC error, 2 bad usage, 3 bridge unreachable.
+the method. Exit codes: 0 ok, 1 JSON-RPC error, 2 bad usage, 3 bridge unreachable,
+4 refused: the bridge wants another token (retrying will not help).
 `

@@ -170,7 +170,9 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	if !isLoopback(host) && !inForce {
 		return fmt.Errorf("refusing to listen on %s without a token: a non-loopback address is reachable from other machines; give --token, BRIDGE_TOKEN or --token-file", addr)
 	}
+	tokenHint := "the token this bridge was started with: its " + cfg.tokenSource() + "; `bridge token` prints it only when given the same"
 	if token == "" {
+		tokenHint = "`bridge token` prints it (the default token file)"
 		path, err := defaultTokenFile()
 		if err == nil {
 			token, err = ensureTokenFile(path)
@@ -205,6 +207,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		Logger:            log,
 		Version:           version,
 		Catalog:           catalog,
+		TokenHint:         tokenHint,
 		Token:             token,
 		HeartbeatInterval: cfg.heartbeatInterval,
 		HeartbeatTimeout:  cfg.heartbeatTimeout,
@@ -225,6 +228,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 		AllowOrigins: splitList(cfg.allowOrigins),
 		MaxMessage:   cfg.maxMessage,
 		Version:      version,
+		TokenHint:    tokenHint,
 		Dialects:     hostadapters.NewWSRPC(hostadapters.WSRPCOptions{Catalog: catalog, Logger: log}),
 		Shutdown:     func() { stopOnce.Do(func() { close(stopAsked) }) },
 	})

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
 )
 
 const tokenAbout = `
@@ -31,6 +33,7 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return sc.fail(err)
 	}
+	source := c.tokenSource()
 	if t == "" {
 		path, err := defaultTokenFile()
 		if err != nil {
@@ -39,7 +42,24 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 		if t, err = ensureTokenFile(path); err != nil {
 			return sc.fail(err)
 		}
+		source = "the default token file " + path + ": the token of a bridge started without one of its own (a bridge given --token, BRIDGE_TOKEN or --token-file has that one)"
 	}
 	_, _ = io.WriteString(stdout, t+"\n")
+	fmt.Fprintln(stderr, "bridge token: from "+source)
 	return exitOK
+}
+
+// tokenSource names where an explicit token comes from.
+func (c *common) tokenSource() string {
+	switch {
+	case c.token != "" && c.token == os.Getenv("BRIDGE_TOKEN"):
+		return "BRIDGE_TOKEN"
+	case c.token != "":
+		return "--token"
+	case c.tokenFile != "" && c.tokenFile == os.Getenv("BRIDGE_TOKEN_FILE"):
+		return "BRIDGE_TOKEN_FILE (" + c.tokenFile + ")"
+	case c.tokenFile != "":
+		return "--token-file " + c.tokenFile
+	}
+	return ""
 }

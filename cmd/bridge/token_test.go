@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -60,5 +62,41 @@ func TestTokenDefaultFile(t *testing.T) {
 	// Another user (another HOME) gets another token.
 	if r := runCLI(t, nil, "", "token"); r.code != exitOK || strings.TrimSpace(r.stdout) == tok {
 		t.Fatalf("a fresh config dir reused the token: %v", r)
+	}
+}
+
+// Every hint about the token is true for how the bridge was started: one
+// given its own token says so (`bridge token` would print the default
+// file's, another), one using the default file says `bridge token`
+// prints it; and `bridge token` says where its token comes from.
+func TestTokenHintsMatchTheBridge(t *testing.T) {
+	port := freePort(t)
+	env, _ := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port)
+	startServe(t, env, "127.0.0.1:"+port, "--token", "its-own-token-0123456789")
+	r := runCLI(t, env, "", "call", "bridge.ping", "--token", "wrong-token-0123456789")
+	expect(t, r, exitRefused, "the token this bridge was started with: its --token")
+	if strings.Contains(r.stderr, "`bridge token` prints it (the default") {
+		t.Errorf("a bridge with its own token sends the user to the default file: %v", r)
+	}
+	r = runCLI(t, env, "", "token")
+	expect(t, r, exitOK, "from the default token file", "a bridge given --token, BRIDGE_TOKEN or --token-file has that one")
+	r = runCLI(t, append(env, "BRIDGE_TOKEN=abc-def-0123456789abc"), "", "token")
+	expect(t, r, exitOK, "from BRIDGE_TOKEN")
+	if strings.TrimSpace(r.stdout) != "abc-def-0123456789abc" {
+		t.Errorf("bridge token's stdout is %q, want the token alone", r.stdout)
+	}
+
+	port2 := freePort(t)
+	env2, _ := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port2)
+	startServe(t, env2, "127.0.0.1:"+port2)
+	resp, err := http.Get("http://127.0.0.1:" + port2 + "/api/token-hint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var hint struct{ Hint string }
+	json.NewDecoder(resp.Body).Decode(&hint)
+	if !strings.Contains(hint.Hint, "`bridge token` prints it") {
+		t.Errorf("a bridge on the default token file hints %q", hint.Hint)
 	}
 }

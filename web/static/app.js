@@ -68,9 +68,14 @@
     if (st.askingToken) return;
     st.askingToken = true;
     stopEvents();
-    $('token-why').textContent = wrong
-      ? 'The bridge refused the token this page had (it may have restarted with another). `bridge token` prints the right one.'
-      : "The bridge's token is in force. `bridge token` prints it; the page keeps it for this tab only.";
+    var why = wrong
+      ? 'The bridge refused the token this page had (it may have restarted with another). '
+      : "The bridge's token is in force. ";
+    $('token-why').textContent = why + 'The page keeps it for this tab only.';
+    // Where the token is depends on how the bridge was started: it says.
+    fetch('/api/token-hint').then(function (r) { return r.json(); }).then(function (h) {
+      $('token-why').textContent = why + 'Its token: ' + h.hint + '. The page keeps it for this tab only.';
+    }, function () { /* the bridge is gone: the link says so */ });
     $('token-box').hidden = false;
     setLink('token', 'token needed');
     $('token-input').focus();
