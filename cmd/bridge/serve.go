@@ -49,6 +49,10 @@ type serveConfig struct {
 	configPath        string
 }
 
+// minRemoteToken is the shortest token a bridge reachable from other
+// machines takes.
+const minRemoteToken = 16
+
 // appListener is one --listen app=host:port: a port whose connections are
 // taken for app's (AYON's panels connect to a port per app).
 type appListener struct{ app, addr string }
@@ -161,14 +165,17 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	host, port, _ := net.SplitHostPort(addr)
+	host, _, _ := net.SplitHostPort(addr)
 	token, err := cfg.explicitToken()
 	if err != nil {
 		return err
 	}
 	inForce := token != ""
 	if !isLoopback(host) && !inForce {
-		return fmt.Errorf("refusing to listen on %s without a token: a non-loopback address is reachable from other machines; give --token, BRIDGE_TOKEN or --token-file", addr)
+		return fmt.Errorf("refusing to listen on %s without a token: a non-loopback address is reachable from other machines; give --token, BRIDGE_TOKEN or --token-file (`bridge token --new` makes one)", addr)
+	}
+	if !isLoopback(host) && len(token) < minRemoteToken {
+		return fmt.Errorf("refusing to listen on %s with a token of %d characters: other machines can reach it, and a short token is guessed; use %d or more (`bridge token --new` makes one)", addr, len(token), minRemoteToken)
 	}
 	tokenHint := "the token this bridge was started with: its " + cfg.tokenSource() + "; `bridge token` prints it only when given the same"
 	if token == "" {
@@ -262,11 +269,14 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	for i, srv := range servers {
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
-	dial := addr
+	bound := ln.Addr().String()
+	dial := bound
 	if isWildcard(host) {
-		dial = net.JoinHostPort("127.0.0.1", port)
+		_, boundPort, _ := net.SplitHostPort(bound)
+		dial = net.JoinHostPort("127.0.0.1", boundPort)
+		bound += " (every interface)"
 	}
-	log.Info("dccbridge listening", "url", "ws://"+dial+"/ws", "status", "http://"+dial+"/", "version", version, "token_in_force", inForce)
+	log.Info("dccbridge listening", "on", bound, "url", "ws://"+dial+"/ws", "status", "http://"+dial+"/", "version", version, "token_in_force", inForce)
 
 	connCtx, stopConnectors := context.WithCancel(context.Background())
 	var connectorsDone sync.WaitGroup

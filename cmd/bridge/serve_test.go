@@ -175,3 +175,15 @@ func waitInFlight(t *testing.T, addr, instance string, n int) {
 	}
 	t.Fatalf("%s never had %d calls in flight (%s)", instance, n, last)
 }
+
+// A bridge reachable from other machines refuses a short token, says why
+// and how to make a good one; `bridge token --new` makes one.
+func TestServeRefusesShortTokenBeyondLoopback(t *testing.T) {
+	r := runCLI(t, nil, "", "serve", "--addr", "0.0.0.0:"+freePort(t), "--token", "abc")
+	expect(t, r, exitRPCError, "a token of 3 characters", "use 16 or more", "bridge token --new")
+	r = runCLI(t, nil, "", "token", "--new")
+	expect(t, r, exitOK)
+	if tok := strings.TrimSpace(r.stdout); len(tok) != 32 || strings.Trim(tok, "0123456789abcdef") != "" {
+		t.Errorf("bridge token --new printed %q, want 32 hex digits", r.stdout)
+	}
+}

@@ -22,12 +22,17 @@ func tokenCmd(args []string, stdout, stderr io.Writer) int {
 	var c common
 	sc := newSubcommand("token", "[flags]", tokenAbout, stdout, stderr)
 	c.registerToken(sc.fs)
+	newToken := sc.fs.Bool("new", false, "print a new random token (32 hex digits) and store it nowhere: give it to the bridge with --token, BRIDGE_TOKEN or --token-file, and to its clients")
 	pos, code, ok := sc.parse(args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
 		return sc.fail(usageError("unexpected argument %q", pos[0]))
+	}
+	if *newToken {
+		_, _ = io.WriteString(stdout, randomHex(16)+"\n")
+		return exitOK
 	}
 	t, err := c.explicitToken()
 	if err != nil {
