@@ -173,7 +173,7 @@ type CallInfo struct {
 	ID       string    `json:"id"` // the forwarded id
 	Method   string    `json:"method"`
 	App      string    `json:"app"`
-	Caller   string    `json:"caller"`           // app/instance of the caller, "http", or "bridge"
+	Caller   string    `json:"caller"`           // app/instance of the caller ("http/<address>" for POST /rpc), or "bridge"
 	Target   string    `json:"target,omitempty"` // meta.target
 	Callee   string    `json:"callee,omitempty"` // the instance it was sent to
 	State    string    `json:"state"`            // waiting, queued, written, parked

@@ -3,11 +3,13 @@ package session
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dccbridge/dccbridge/retry"
 	"github.com/dccbridge/dccbridge/rpc"
@@ -259,18 +261,46 @@ func (r *Router) handleFrame(s *Session, data []byte) {
 	}
 }
 
+// HTTPCaller is who sent a POST /rpc request: its address and its
+// User-Agent, which callees see in meta.caller and the status page shows.
+type HTTPCaller struct {
+	Remote    string
+	UserAgent string
+}
+
+// identity is the caller's identity: app "http", instance its address.
+func (h HTTPCaller) identity() *identity {
+	meta := map[string]string{"app": "http", "instance": h.Remote}
+	if h.UserAgent != "" {
+		meta["user_agent"] = truncate(h.UserAgent, 200)
+	}
+	b, _ := json.Marshal(meta)
+	return &identity{app: "http", instance: h.Remote, meta: b}
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // HandleHTTP answers the JSON-RPC message body of a POST /rpc request. It
 // returns the reply, or nil when nothing needs one (only notifications).
 // When ctx ends first, the calls still in flight are cancelled at their
 // hosts and HandleHTTP returns nil.
-func (r *Router) HandleHTTP(ctx context.Context, body []byte, remote string) []byte {
+func (r *Router) HandleHTTP(ctx context.Context, body []byte, from HTTPCaller) []byte {
 	items, batch := rpc.Decode(body)
 	replies := make(chanSink, 1)
 	out := sink(replies)
 	if batch {
 		out = newBatchReplies(replies, items)
 	}
-	c := &caller{who: &identity{app: "http", meta: []byte(`{"app":"http"}`)}, inflight: map[string]*call{}}
+	c := &caller{who: from.identity(), inflight: map[string]*call{}}
 	r.mu.Lock()
 	for _, it := range items {
 		r.handleItem(c, it, out)

@@ -367,7 +367,7 @@ func TestRPCNeedsWebsocket(t *testing.T) {
 }
 
 // forwardedIDPattern is the shape of a forwarded id: a string.
-var forwardedIDPattern = regexp.MustCompile(`^\{"jsonrpc":"2\.0","id":("[^"]+"),"method":"get_items","params":\{"comps" : true\},"meta":\{"caller":\{"app":"http"\},"timeout_ms":\d+,"attempt":1\}\}$`)
+var forwardedIDPattern = regexp.MustCompile(`^\{"jsonrpc":"2\.0","id":("[^"]+"),"method":"get_items","params":\{"comps" : true\},"meta":\{"caller":\{"app":"http","instance":"127\.0\.0\.1:\d+","user_agent":"Go-http-client/1\.1"\},"timeout_ms":\d+,"attempt":1\}\}$`)
 
 func TestRPCRoutedCall(t *testing.T) {
 	b := startBridge(t, web.Options{})

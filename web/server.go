@@ -269,7 +269,7 @@ func (s *Server) handleRPC(w http.ResponseWriter, r *http.Request) {
 		w.Write(rpc.AppendError(nil, nil, rpc.Errorf(rpc.CodeParseError, "Parse error: the body is not valid UTF-8")))
 		return
 	}
-	reply := s.opts.Router.HandleHTTP(r.Context(), body, r.RemoteAddr)
+	reply := s.opts.Router.HandleHTTP(r.Context(), body, session.HTTPCaller{Remote: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if reply == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return

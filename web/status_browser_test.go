@@ -171,6 +171,15 @@ func TestStatusPage(t *testing.T) {
 		return document.querySelector('#log li[data-topic="bridge.call.failed"]') && [].every.call(li, function (l) { return l.dataset.app.split(' ').indexOf('aftereffects') >= 0; });
 	})()`)
 	filter("")
+	// The filter lists the apps that connected, not a namespace a failed
+	// call named.
+	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "nope", "method": "nope.thing", "meta": map[string]any{"wait_ms": 0}})
+	p.waitJS(10*time.Second, "the failed call to nope.thing in the log",
+		`[].some.call(document.querySelectorAll('#log li[data-topic="bridge.call.failed"]'), function (l) { return /nope\.thing/.test(l.textContent); })`)
+	p.waitJS(10*time.Second, "the filter without nope", `(function () {
+		var v = [].map.call(document.getElementById('log-app').options, function (o) { return o.value; });
+		return v.indexOf('nope') < 0 && v.indexOf('pipeline') >= 0 && v.indexOf('photoshop') >= 0;
+	})()`)
 
 	// The screenshot: sessions in every state, calls in flight.
 	resultOf := func(r map[string]any) {

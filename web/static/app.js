@@ -438,11 +438,14 @@
 
   var knownApps = Object.create(null);
 
+  // renderFilter lists the apps that connected (now, or in the log's
+  // session events), not every namespace a failed call named.
   function renderFilter() {
     var changed = false;
-    st.sessions.forEach(function (x) { if (!knownApps[x.app]) { knownApps[x.app] = true; changed = true; } });
+    function known(a) { if (typeof a === 'string' && a && !knownApps[a]) { knownApps[a] = true; changed = true; } }
+    st.sessions.forEach(function (x) { known(x.app); });
     st.events.forEach(function (ev) {
-      eventApps(ev).forEach(function (a) { if (!knownApps[a]) { knownApps[a] = true; changed = true; } });
+      if (typeof ev.topic === 'string' && ev.topic.indexOf('session.') === 0) known((ev.data || {}).app);
     });
     if (!changed) return;
     var sel = $('log-app');
