@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -59,11 +60,13 @@ type callConfig struct {
 	waitSet    bool
 	idempotent bool
 	verbose    bool
+	quiet      bool
 }
 
 // callCmd runs `bridge call METHOD [PARAMS]`.
 func callCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var cfg callConfig
+	terminal := isTerminal(stderr)
 	stderr = &lockedWriter{w: stderr} // progress is printed from the connection's reader
 	sc := newSubcommand("call", "[flags] METHOD [PARAMS]", callAbout, stdout, stderr)
 	cfg.common.register(sc.fs)
@@ -79,6 +82,7 @@ func callCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	})
 	sc.fs.BoolVar(&cfg.idempotent, "idempotent", false, "the method is safe to run twice (meta.idempotent): the bridge may re-send it after the callee reconnects")
 	sc.fs.BoolVar(&cfg.verbose, "v", false, "print who answered, and how long it took, on stderr")
+	sc.fs.BoolVar(&cfg.quiet, "q", false, "say nothing on stderr while waiting (on a terminal, a call with no reply after a second says what it waits for)")
 	pos, code, ok := sc.parse(args)
 	if !ok {
 		return code
@@ -131,6 +135,10 @@ func callCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		p = params
 	}
 	start := time.Now()
+	if terminal && !cfg.quiet {
+		t := time.AfterFunc(time.Second, func() { sayWaiting(ctx, conn, stderr, method, cfg) })
+		defer t.Stop()
+	}
 	var result json.RawMessage
 	err = conn.Call(ctx, method, p, &result, opts...)
 	if cfg.verbose {
@@ -354,4 +362,48 @@ func (a *answerMeta) print(w io.Writer, took time.Duration) {
 		return
 	}
 	fmt.Fprintf(w, "answered by %s instance %s (session %s) in %v\n", m.App, m.Instance, m.Session, took)
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// sayWaiting tells a person at a terminal what a call with no reply yet
+// waits for: a session that offers the method (and how long the bridge
+// waits), or the session running it.
+func sayWaiting(ctx context.Context, conn *bridgeConn, w io.Writer, method string, cfg callConfig) {
+	app, _, _ := strings.Cut(method, ".")
+	var sessions []struct {
+		Instance string   `json:"instance"`
+		State    string   `json:"state"`
+		Methods  []string `json:"methods"`
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = conn.Call(qctx, "bridge.sessions", map[string]any{"app": app}, &sessions)
+	timeout := "the bridge's default, 10m"
+	if cfg.timeout > 0 {
+		timeout = cfg.timeout.String()
+	}
+	for _, s := range sessions {
+		if s.State == "connected" || s.State == "busy" {
+			for _, m := range s.Methods {
+				if strings.EqualFold(m, method) {
+					fmt.Fprintf(w, "bridge call: %s is running on %s (%s); waiting for its reply, up to %s (Ctrl+C gives up; -q says nothing)\n", method, s.Instance, s.State, timeout)
+					return
+				}
+			}
+		}
+	}
+	wait := "the bridge's default, 10s"
+	if cfg.waitSet {
+		wait = cfg.wait.String()
+	}
+	fmt.Fprintf(w, "bridge call: waiting for a session that offers %s (none is connected and healthy yet); the bridge waits %s (--wait), then answers -32001 (-q says nothing)\n", method, wait)
 }

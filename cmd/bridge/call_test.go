@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -355,5 +356,29 @@ func TestCallNoReply(t *testing.T) {
 	expect(t, r, exitUnreachable, "no reply from the bridge", "within 3.2s")
 	if took > replyGrace+2*time.Second {
 		t.Fatalf("gave up after %v; want about 3.2 s", took)
+	}
+}
+
+// On a terminal, a call with no reply after a second says on stderr what it
+// waits for; -q says nothing. (The terminal is script(1)'s pty.)
+func TestCallSaysWhatItWaitsFor(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give the command a terminal")
+	}
+	b := startBridge(t, nil)
+	env, _ := childEnv(t, "BRIDGE_ADDR="+addrOf(b))
+	run := func(args string) string {
+		cmd := exec.Command(script, "-qefc", bridgeBin+" call "+args, "/dev/null")
+		cmd.Env = env
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	out := run("aftereffects.get_items --wait 2s")
+	if !strings.Contains(out, "waiting for a session that offers aftereffects.get_items") || !strings.Contains(out, "2s") {
+		t.Errorf("on a terminal, a call waiting for a panel says nothing of it:\n%s", out)
+	}
+	if out := run("aftereffects.get_items --wait 2s -q"); strings.Contains(out, "waiting for") {
+		t.Errorf("-q still says it waits:\n%s", out)
 	}
 }
