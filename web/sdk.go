@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"html"
+	"io"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -23,7 +25,11 @@ func (s *Server) handleSDK(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, "/sdk/")
-	if name == "" || strings.Contains(name, "/") {
+	if name == "" {
+		s.listSDK(w)
+		return
+	}
+	if strings.Contains(name, "/") {
 		http.NotFound(w, r)
 		return
 	}
@@ -45,4 +51,26 @@ func (s *Server) handleSDK(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+}
+
+// listSDK answers GET /sdk/ with the SDK's files and what each is for.
+func (s *Server) listSDK(w http.ResponseWriter) {
+	about := map[string]string{
+		"bridge.js":         "the SDK as an ES module: import { Bridge } from '/sdk/bridge.js'",
+		"bridge.classic.js": "the same for a classic <script> (CEP 9's Chromium 61): window.DccBridge",
+		"bridge.d.ts":       "TypeScript declarations",
+	}
+	entries, _ := fs.ReadDir(sdk.Files, ".")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	var b strings.Builder
+	b.WriteString("<!doctype html>\n<title>dccbridge SDK</title>\n<h1>dccbridge panel SDK</h1>\n<ul>\n")
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		b.WriteString(`<li><a href="` + html.EscapeString(e.Name()) + `">` + html.EscapeString(e.Name()) + "</a> " + html.EscapeString(about[e.Name()]) + "</li>\n")
+	}
+	b.WriteString("</ul>\n")
+	_, _ = io.WriteString(w, b.String())
 }

@@ -3,6 +3,7 @@ package web_test
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 	"testing"
 
 	sdk "github.com/dccbridge/dccbridge/clients/js"
@@ -52,11 +53,17 @@ func TestSDK(t *testing.T) {
 	}
 
 	b := startBridge(t, web.Options{Token: testToken})
+	// GET /sdk/ lists the files, each a link.
+	resp, body := do(t, b, httpReq{method: http.MethodGet, path: "/sdk/"})
+	for _, name := range []string{`href="bridge.js"`, `href="bridge.classic.js"`, `href="bridge.d.ts"`, "classic"} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), name) {
+			t.Errorf("GET /sdk/: HTTP %d, want a list with %s:\n%s", resp.StatusCode, name, body)
+		}
+	}
 	for _, q := range []struct {
 		req  httpReq
 		want int
 	}{
-		{httpReq{method: http.MethodGet, path: "/sdk/"}, http.StatusNotFound},
 		{httpReq{method: http.MethodGet, path: "/sdk/nope.js"}, http.StatusNotFound},
 		{httpReq{method: http.MethodGet, path: "/sdk/internal/classic/classic.go"}, http.StatusNotFound},
 		{httpReq{method: http.MethodGet, path: "/sdk/embed.go"}, http.StatusNotFound},
