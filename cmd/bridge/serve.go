@@ -70,11 +70,29 @@ func parseListen(v string) (appListener, error) {
 	return appListener{app: app, addr: a}, nil
 }
 
-func serve(args []string, stderr io.Writer) int {
+const serveAbout = `Runs the bridge (the default command): websocket JSON-RPC on /ws, POST
+/rpc, the status page on /, until Ctrl+C or SIGTERM (or bridge stop).
+
+On loopback (the default, 127.0.0.1:8098) local clients need no token;
+the default token file's token only admits file:// panels (CEP). Giving a
+token (--token, BRIDGE_TOKEN, --token-file) puts it in force for every
+client; a non-loopback address needs one of 16 characters or more.
+
+Example:
+  bridge serve
+  bridge serve --listen aftereffects=127.0.0.1:8097 --skyhook maya
+  bridge serve --addr 0.0.0.0:8098 --token "$(bridge token --new)"
+
+Every flag's environment variable gives its default; a config file
+(--config) adds host integrations. README.md, Configuration, has them all.`
+
+func serve(args []string, stdout, stderr io.Writer) int {
 	var cfg serveConfig
-	fs := flag.NewFlagSet("bridge serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.common.register(fs)
+	sc := newSubcommand("serve", "[flags]", serveAbout, stdout, stderr)
+	fs := sc.fs
+	cfg.common.registerAddr(fs)
+	fs.StringVar(&cfg.token, "token", os.Getenv("BRIDGE_TOKEN"), "the bridge's `token`, in force for every client (env BRIDGE_TOKEN)")
+	fs.StringVar(&cfg.tokenFile, "token-file", os.Getenv("BRIDGE_TOKEN_FILE"), "a `file` holding the token, in force for every client (env BRIDGE_TOKEN_FILE)")
 	fs.StringVar(&cfg.allowOrigins, "allow-origin", os.Getenv("BRIDGE_ALLOW_ORIGIN"), "comma-separated origin `patterns` to admit (host or scheme://host, path.Match syntax); \"null\" admits file:// panels without a token (env BRIDGE_ALLOW_ORIGIN)")
 	fs.Int64Var(&cfg.maxMessage, "max-message", envInt("BRIDGE_MAX_MESSAGE", 16<<20), "largest message in `bytes`; larger closes the connection with 1009 (env BRIDGE_MAX_MESSAGE)")
 	fs.Int64Var(&cfg.maxQueue, "max-queue", envInt("BRIDGE_MAX_QUEUE", 8<<20), "most `bytes` waiting to be written to one peer; a peer that lets more pile up is a slow reader, closed with 1008 (env BRIDGE_MAX_QUEUE)")
@@ -117,12 +135,12 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.catalogDir, "catalog", os.Getenv("BRIDGE_CATALOG"), "a `dir` of app catalog files (*.json) added to the built-in catalog; `bridge catalog` prints the result (env BRIDGE_CATALOG)")
 	fs.StringVar(&cfg.memProfile, "memprofile", os.Getenv("BRIDGE_MEMPROFILE"), "when SIGINT or SIGTERM comes, write a heap profile to `file` before shutting down, for `go tool pprof` (env BRIDGE_MEMPROFILE)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", os.Getenv("BRIDGE_CPUPROFILE"), "write a CPU profile to `file` until the bridge stops, for `go tool pprof` (env BRIDGE_CPUPROFILE)")
-	if err := fs.Parse(args); err != nil {
-		return usageExit(err)
+	pos, code, ok := sc.parse(args)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "bridge serve: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	if len(pos) > 0 {
+		return sc.fail(usageError("unexpected argument %q", pos[0]))
 	}
 	path, explicit := cfg.configPath, cfg.configPath != ""
 	if !explicit {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -185,5 +186,21 @@ func TestServeRefusesShortTokenBeyondLoopback(t *testing.T) {
 	expect(t, r, exitOK)
 	if tok := strings.TrimSpace(r.stdout); len(tok) != 32 || strings.Trim(tok, "0123456789abcdef") != "" {
 		t.Errorf("bridge token --new printed %q, want 32 hex digits", r.stdout)
+	}
+}
+
+// `bridge serve -h` reads like the other subcommands' help (usage, what it
+// does, an example, the flags, on stdout), and its token flags do not name
+// the default token file as if it put a token in force.
+func TestServeHelp(t *testing.T) {
+	r := runCLI(t, nil, "", "serve", "-h")
+	expectOut(t, r, "Usage: bridge serve [flags]")
+	for _, want := range []string{"Example:", "bridge serve --listen aftereffects=127.0.0.1:8097", "Flags (before or after the arguments):", "-token-file file"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bridge serve -h lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "default "+filepath.Join("dccbridge", "token")) || strings.Contains(r.stdout, "dccbridge/token)") {
+		t.Errorf("bridge serve -h names the default token file for --token-file:\n%s", r.stdout)
 	}
 }
