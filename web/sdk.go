@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"html"
 	"io"
 	"io/fs"
@@ -37,6 +38,9 @@ func (s *Server) handleSDK(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		http.NotFound(w, r)
 		return
+	}
+	if strings.HasSuffix(name, ".js") {
+		b = withDefaultURL(b, "ws://"+r.Host+"/ws")
 	}
 	h := w.Header()
 	switch {
@@ -73,4 +77,17 @@ func (s *Server) listSDK(w http.ResponseWriter) {
 	}
 	b.WriteString("</ul>\n")
 	_, _ = io.WriteString(w, b.String())
+}
+
+// sdkDefaultURL is the line of the SDK that names the bridge a panel
+// connects to when it gives no url.
+const sdkDefaultURL = "const DEFAULT_URL = 'ws://127.0.0.1:8098/ws';"
+
+// withDefaultURL returns the SDK src with its default URL set to url: a
+// panel that loads the SDK from a bridge connects to that bridge. (The
+// Host check has admitted the request's host: a loopback name or the
+// bridge's own address.)
+func withDefaultURL(src []byte, url string) []byte {
+	quoted, _ := json.Marshal(url)
+	return bytes.Replace(src, []byte(sdkDefaultURL), []byte("const DEFAULT_URL = "+string(quoted)+"; // the bridge that served this file"), 1)
 }

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -25,6 +26,14 @@ func TestSDK(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if strings.HasSuffix(file.name, ".js") {
+				// Loaded from this bridge, the SDK connects to it by default.
+				if !bytes.Contains(want, []byte("const DEFAULT_URL = 'ws://127.0.0.1:8098/ws';")) {
+					t.Fatalf("clients/js/%s no longer has the DEFAULT_URL line the bridge rewrites (web/sdk.go)", file.name)
+				}
+				want = bytes.Replace(want, []byte("const DEFAULT_URL = 'ws://127.0.0.1:8098/ws';"),
+					[]byte(`const DEFAULT_URL = "ws://`+strings.TrimPrefix(b.URL, "http://")+`/ws"; // the bridge that served this file`), 1)
+			}
 			for _, origin := range []string{"", "null", "file://", selfOrigin} {
 				o := origin
 				if o == selfOrigin {
@@ -41,7 +50,7 @@ func TestSDK(t *testing.T) {
 					t.Errorf("GET /sdk/%s: Access-Control-Allow-Origin %q, want *", file.name, got)
 				}
 				if string(body) != string(want) {
-					t.Errorf("GET /sdk/%s: the body is not clients/js/%s (%d bytes, want %d)", file.name, file.name, len(body), len(want))
+					t.Errorf("GET /sdk/%s: the body is not clients/js/%s with this bridge's URL as the default (%d bytes, want %d)", file.name, file.name, len(body), len(want))
 				}
 			}
 		}
