@@ -116,6 +116,19 @@ func (b *Browser) logf(format string, args ...any) {
 	b.logs = append(b.logs, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
 }
 
+// Exceptions returns the exceptions the pages have thrown so far.
+func (b *Browser) Exceptions() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range b.logs {
+		if strings.Contains(l, " exception ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // listen keeps the console output and the exceptions of the tab of ctx.
 func (b *Browser) listen(ctx context.Context) error {
 	return chromedp.Listen(ctx, func(ev any) {
