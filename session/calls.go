@@ -51,8 +51,9 @@ type call struct {
 	callee     *Session
 	attempt    int
 	state      atomic.Int32
-	timer      *time.Timer // the call's timeout
-	labels     callLabels  // its metric labels, fixed when it starts (metrics.go)
+	timer      *time.Timer     // the call's timeout
+	progress   json.RawMessage // the last $/progress value its callee sent, for the calls list
+	labels     callLabels      // its metric labels, fixed when it starts (metrics.go)
 }
 
 // markWritten is called by the callee's writer just before writing the
@@ -170,18 +171,19 @@ func forwardedID(id json.RawMessage) ([]byte, bool) {
 
 // CallInfo describes a call in flight.
 type CallInfo struct {
-	ID       string    `json:"id"` // the forwarded id
-	Method   string    `json:"method"`
-	App      string    `json:"app"`
-	Caller   string    `json:"caller"`           // app/instance of the caller ("http/<address>" for POST /rpc), or "bridge"
-	Target   string    `json:"target,omitempty"` // meta.target
-	Callee   string    `json:"callee,omitempty"` // the instance it was sent to
-	State    string    `json:"state"`            // waiting, queued, written, parked
-	Attempt  int       `json:"attempt"`
-	Started  time.Time `json:"started"`
-	AgeMS    int64     `json:"age_ms"`
-	Timeout  int64     `json:"timeout_ms"`
-	Deadline time.Time `json:"deadline"`
+	ID       string          `json:"id"` // the forwarded id
+	Method   string          `json:"method"`
+	App      string          `json:"app"`
+	Progress json.RawMessage `json:"progress,omitempty"` // the last $/progress value its callee sent
+	Caller   string          `json:"caller"`             // app/instance of the caller ("http/<address>" for POST /rpc), or "bridge"
+	Target   string          `json:"target,omitempty"`   // meta.target
+	Callee   string          `json:"callee,omitempty"`   // the instance it was sent to
+	State    string          `json:"state"`              // waiting, queued, written, parked
+	Attempt  int             `json:"attempt"`
+	Started  time.Time       `json:"started"`
+	AgeMS    int64           `json:"age_ms"`
+	Timeout  int64           `json:"timeout_ms"`
+	Deadline time.Time       `json:"deadline"`
 }
 
 // Calls lists the calls in flight, oldest first.
@@ -198,6 +200,7 @@ func (r *Router) Calls() []CallInfo {
 			Timeout: cl.timeout.Milliseconds(), Deadline: cl.started.Add(cl.timeout).UTC(),
 			Caller: "bridge", State: "waiting",
 		}
+		ci.Progress = cl.progress
 		if c := cl.caller; c != nil {
 			ci.Caller = c.who.app
 			if c.who.instance != "" {

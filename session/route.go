@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -299,7 +300,11 @@ func (r *Router) progress(s *Session, m *rpc.Message) {
 	}
 	fid, ok := forwardedID(p.ID)
 	cl := r.calls.byFID[string(fid)]
-	if !ok || cl == nil || cl.callee != s || cl.caller == nil || cl.caller.session == nil {
+	if !ok || cl == nil || cl.callee != s {
+		return
+	}
+	cl.progress = lastProgress(p.Value)
+	if cl.caller == nil || cl.caller.session == nil {
 		return
 	}
 	params := append(append([]byte(`{"id":`), cl.id...), `,"value":`...)
@@ -350,4 +355,20 @@ func (r *Router) failMayHaveRun(cl *call, why string) {
 	d := cl.errorData()
 	d["may_have_run"] = true
 	r.finish(cl, rpc.Errorf(rpc.CodeCalleeGone, "%s instance %q %s while running %s: it may have run", cl.app, d["instance"], why, cl.method).WithData(d))
+}
+
+// maxShownProgress bounds the progress value the calls list keeps of a
+// call, in bytes.
+const maxShownProgress = 256
+
+// lastProgress is what the calls list shows of a progress value: a copy,
+// or its size when it is large.
+func lastProgress(v json.RawMessage) json.RawMessage {
+	if v == nil {
+		return json.RawMessage("null")
+	}
+	if len(v) > maxShownProgress {
+		return json.RawMessage(strconv.Quote("(" + strconv.Itoa(len(v)) + " bytes)"))
+	}
+	return bytes.Clone(v)
 }

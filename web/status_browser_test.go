@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -111,12 +112,14 @@ func request(p *bridgetest.Peer, method string) map[string]any {
 // README (docs/status.png, written with BRIDGE_SCREENSHOT=1).
 func TestStatusPage(t *testing.T) {
 	so := session.Options{ResumeWait: time.Minute, BusyAfter: 1500 * time.Millisecond}
-	first := bridgetest.Start(t, &so, &web.Options{Version: "0.4.0"})
+	version := binaryVersion(t) // the README's picture shows the version the binary reports
+	first := bridgetest.Start(t, &so, &web.Options{Version: version})
 	p := openStatusPage(t, first.URL+"/")
 	p.waitJS(10*time.Second, "the page to go live", `document.getElementById('link').dataset.state === 'live'`)
-	if v, _ := pageEval[string](p, `document.getElementById('version').textContent + ' ' + document.getElementById('address').textContent`); v != "0.4.0 "+first.Addr {
+	if v, _ := pageEval[string](p, `document.getElementById('version').textContent + ' ' + document.getElementById('address').textContent`); v != version+" "+first.Addr {
 		t.Errorf("version and address shown: %q", v)
 	}
+	p.waitJS(10*time.Second, "the empty texts once the data came", `document.getElementById('sessions-empty').textContent === 'No panel or tool is connected.'`)
 
 	// A host connects: its row appears, connected.
 	aeHello := map[string]any{"app": "aftereffects", "kind": "host", "instance": "ae-7f3a", "boot": "b-1", "replay": true,
@@ -171,6 +174,15 @@ func TestStatusPage(t *testing.T) {
 		return document.querySelector('#log li[data-topic="bridge.call.failed"]') && [].every.call(li, function (l) { return l.dataset.app.split(' ').indexOf('aftereffects') >= 0; });
 	})()`)
 	filter("")
+	// The errors total shows the failed calls in the log, and again every event.
+	p.Do(10*time.Second, chromedp.Click(chromedp.CSS(`#errors-card`)))
+	p.waitJS(10*time.Second, "only failed calls", `(function () {
+		var li = document.querySelectorAll('#log li');
+		return li.length > 0 && [].every.call(li, function (l) { return l.dataset.topic === 'bridge.call.failed'; });
+	})()`)
+	p.Do(10*time.Second, chromedp.Click(chromedp.CSS(`#errors-card`)))
+	p.waitJS(10*time.Second, "every event again", `document.querySelector('#log li[data-topic="session.joined"]')`)
+
 	// The filter lists the apps that connected, not a namespace a failed
 	// call named.
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "nope", "method": "nope.thing", "meta": map[string]any{"wait_ms": 0}})
@@ -201,7 +213,10 @@ func TestStatusPage(t *testing.T) {
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "c3", "method": "photoshop.export", "params": map[string]any{"psd": "/shots/sh010/comp.psd"}})
 	request(ps, "export") // unanswered: photoshop goes busy after 1.5 s
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "c4", "method": "blender.render", "params": map[string]any{"frames": "1001-1100"}})
-	request(blender, "render")
+	render := request(blender, "render")
+	// A long call shows its last progress.
+	blender.Send(map[string]any{"jsonrpc": "2.0", "method": "$/progress", "params": map[string]any{"id": render["id"], "value": map[string]any{"frame": 1042}}})
+	p.waitJS(10*time.Second, "the render's progress", callRow("blender.render")+` && /1042/.test(`+callRow("blender.render")+`.textContent)`)
 	blender.Conn.CloseNow() // its call is parked while it is away
 	tool.Send(map[string]any{"jsonrpc": "2.0", "id": "c5", "method": "houdini.cook", "meta": map[string]any{"wait_ms": 60000}})
 	p.waitJS(10*time.Second, "photoshop busy", rowState("photoshop", "ps-2")+` === 'busy'`)
@@ -260,6 +275,12 @@ func TestStatusPageToken(t *testing.T) {
 	b := bridgetest.Start(t, nil, &web.Options{Token: token, TokenInForce: true})
 	p := openStatusPage(t, b.URL+"/")
 	p.waitJS(10*time.Second, "the token prompt", `!document.getElementById('token-box').hidden && document.getElementById('link').dataset.state === 'token'`)
+	// While it waits for the token, the page says so: it never claims that
+	// nothing is connected before it has seen the data. It says where the
+	// token is, as the bridge tells it.
+	p.waitJS(10*time.Second, "the waiting texts", `['sessions-empty', 'calls-empty', 'log-empty'].every(function (id) {
+		return /Waiting for the token/.test(document.getElementById(id).textContent);
+	}) && /bridge token/.test(document.getElementById('token-why').textContent)`)
 	p.Do(10*time.Second,
 		chromedp.SendKeys(chromedp.CSS(`#token-input`), token),
 		chromedp.Click(chromedp.CSS(`#token-box button`)))
@@ -285,4 +306,18 @@ func TestStatusPageToken(t *testing.T) {
 	if n, _ := pageEval[string](p, `String(document.querySelectorAll('#sessions tbody tr').length)`); n != "0" {
 		t.Errorf("rows shown without a valid token: %s", n)
 	}
+}
+
+// binaryVersion is the version cmd/bridge reports (its version variable).
+func binaryVersion(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../cmd/bridge/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`var version = "([^"]+)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("cmd/bridge/main.go has no version variable")
+	}
+	return string(m[1])
 }

@@ -36,6 +36,7 @@
     events: [], // oldest first
     expanded: Object.create(null), // app/instance → methods shown (kept across reconnects)
     filter: '',
+    onlyFailed: false, // the errors card shows only the failed calls in the log
   };
   window.dccStatus = st; // for a look from the console
 
@@ -77,6 +78,7 @@
       $('token-why').textContent = why + 'Its token: ' + h.hint + '. The page keeps it for this tab only.';
     }, function () { /* the bridge is gone: the link says so */ });
     $('token-box').hidden = false;
+    ['sessions-empty', 'calls-empty', 'log-empty'].forEach(function (id) { setText(id, waiting()); });
     setLink('token', 'token needed');
     $('token-input').focus();
   }
@@ -376,6 +378,7 @@
     var table = $('sessions');
     table.replaceChild(body, table.tBodies[0]);
     setText('sessions-count', st.sessions.length || '');
+    setText('sessions-empty', st.status ? 'No panel or tool is connected.' : waiting());
     $('sessions-empty').hidden = st.sessions.length > 0;
   }
 
@@ -393,13 +396,24 @@
       cell(tr, dur(c.age_ms), 'n');
       cell(tr, c.attempt, 'n');
       cell(tr, '', 'state').appendChild(pill(c.state));
+      cell(tr, c.progress === undefined ? '' : short(JSON.stringify(c.progress), 80), 'mono progress');
       body.appendChild(tr);
     });
     var table = $('calls');
     table.replaceChild(body, table.tBodies[0]);
     setText('calls-count', st.calls.length || '');
+    setText('calls-empty', st.status ? 'No call in flight.' : waiting());
     $('calls-empty').hidden = st.calls.length > 0;
   }
+
+  // waiting says what the page waits for before the data came.
+  function waiting() {
+    return st.askingToken ? 'Waiting for the token (above)…' : 'Loading…';
+  }
+
+  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+
+  function short(s, n) { return s.length > n ? s.slice(0, n - 1) + '…' : s; }
 
   // eventApps names the apps an event is about: its app, and for a failed
   // call its caller's.
@@ -418,7 +432,7 @@
         return {tag: 'bridge', text: 'the bridge restarted (new events below)'};
       case 'session.joined':
         return {tag: 'joined', text: who(d.app, d.instance) + ' joined · ' + [d.kind, d.label, d.version].filter(Boolean).join(' ') +
-          ' · ' + ((d.methods || []).length) + ' methods'};
+          ' · ' + plural((d.methods || []).length, 'method')};
       case 'session.left':
         return {tag: 'left', text: who(d.app, d.instance) + ' left' + (d.reason ? ' · ' + d.reason : '')};
       case 'session.state':
@@ -468,6 +482,7 @@
       var ev = st.events[i];
       var apps = eventApps(ev);
       if (st.filter && !ev.local && apps.indexOf(st.filter) < 0) continue;
+      if (st.onlyFailed && ev.topic !== 'bridge.call.failed') continue;
       var dsc = describe(ev);
       var li = el('li', ev.local ? 'marker' : null);
       li.dataset.topic = ev.topic;
@@ -482,7 +497,8 @@
     }
     list.textContent = '';
     list.appendChild(frag);
-    setText('log-count', st.events.length ? (st.filter ? shown + ' of ' + st.events.length : st.events.length) : '');
+    setText('log-count', st.events.length ? (st.filter || st.onlyFailed ? shown + ' of ' + st.events.length : st.events.length) : '');
+    setText('log-empty', !(st.esOpen || st.events.length) ? waiting() : st.onlyFailed ? 'No failed call in the log.' : 'No events yet.');
     $('log-empty').hidden = shown > 0;
   }
 
@@ -493,6 +509,12 @@
     $('token-box').addEventListener('submit', tokenGiven);
     $('log-app').addEventListener('change', function (e) {
       st.filter = e.target.value;
+      renderLog();
+    });
+    $('errors-card').addEventListener('click', function () {
+      st.onlyFailed = !st.onlyFailed;
+      $('errors-card').classList.toggle('on', st.onlyFailed);
+      $('errors-card').title = st.onlyFailed ? 'show every event' : 'show the failed calls in the events';
       renderLog();
     });
     renderLog();
