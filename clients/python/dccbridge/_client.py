@@ -15,7 +15,7 @@ import threading
 import traceback
 import uuid
 
-from . import _config, _ws
+from . import _config, _message, _ws
 from .errors import BridgeError, CallCancelled, Unreachable
 from .executors import auto_executor
 
@@ -183,28 +183,11 @@ class Bridge(object):
                     on_progress=None, **kwargs):
         """Starts a call and returns a PendingCall."""
         self.start()
-        if params is None:
-            params = kwargs or None
-        elif kwargs:
-            raise TypeError("give params or keyword arguments, not both")
-        meta = {}
-        if target:
-            meta["target"] = target
-        if timeout is not None:
-            meta["timeout_ms"] = int(timeout * 1000)
-        if wait is not None:
-            meta["wait_ms"] = int(wait * 1000)
-        if idempotent is not None:
-            meta["idempotent"] = bool(idempotent)
         cid = "py-%d" % next(self._ids)
+        msg = _message.request(cid, method, params, kwargs, target, timeout, wait, idempotent)
         future = concurrent.futures.Future()
         with self._lock:
             self._pending[cid] = (future, on_progress)
-        msg = {"jsonrpc": "2.0", "id": cid, "method": method}
-        if params is not None:
-            msg["params"] = params
-        if meta:
-            msg["meta"] = meta
         self._submit(self._send(msg))
         return PendingCall(self, cid, future)
 

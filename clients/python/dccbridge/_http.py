@@ -4,7 +4,7 @@ import json
 import urllib.error
 import urllib.request
 
-from . import _config
+from . import _config, _message
 from .errors import BridgeError, Unreachable
 
 
@@ -12,22 +12,7 @@ def call(method, params=None, addr=None, token=None, timeout=None, target=None, 
     """Calls method through the bridge's POST /rpc and returns its result.
     Needs nothing beyond the standard library; a live session (offering
     methods, events, calls that survive a reconnect) needs websockets."""
-    if params is None:
-        params = kwargs or None
-    elif kwargs:
-        raise TypeError("give params or keyword arguments, not both")
-    meta = {}
-    if target:
-        meta["target"] = target
-    if timeout is not None:
-        meta["timeout_ms"] = int(timeout * 1000)
-    if wait is not None:
-        meta["wait_ms"] = int(wait * 1000)
-    msg = {"jsonrpc": "2.0", "id": 1, "method": method}
-    if params is not None:
-        msg["params"] = params
-    if meta:
-        msg["meta"] = meta
+    msg = _message.request(1, method, params, kwargs, target, timeout, wait)
     addr = _config.bridge_addr(addr)
     req = urllib.request.Request("http://" + addr + "/rpc", data=json.dumps(msg).encode("utf-8"),
                                  headers={"Content-Type": "application/json"}, method="POST")
