@@ -1,9 +1,9 @@
 package hostadapters
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -90,9 +90,11 @@ func newConnector(opts ConnectorOptions) *Connector {
 	return &Connector{opts: opts, log: opts.Logger, client: newHTTPClient()}
 }
 
-// newHTTPClient is the connectors' HTTP client: a short dial timeout (the
-// servers are local), no overall timeout (a call's own deadline bounds
-// it), and no redirect followed anywhere but loopback.
+// newHTTPClient is the connectors' HTTP client: a short dial timeout, no
+// overall timeout (a call's own deadline bounds it), no proxy, and no
+// redirect followed: a command server has no reason to send one, and
+// following it could make the bridge call something else (another
+// machine, or a service on its own).
 func newHTTPClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
@@ -101,19 +103,17 @@ func newHTTPClient() *http.Client {
 			IdleConnTimeout:     30 * time.Second,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if ip := net.ParseIP(req.URL.Hostname()); (ip == nil || !ip.IsLoopback()) && req.URL.Hostname() != "localhost" {
-				return fmt.Errorf("redirect to %s refused: the bridge follows redirects on loopback only", req.URL.Host)
-			}
-			if len(via) >= 3 {
-				return errors.New("too many redirects")
-			}
-			return nil
+			return fmt.Errorf("redirect to %s refused: the bridge follows no redirect from a command server", req.URL.Host)
 		},
 	}
 }
 
 // Instance is the instance name of the connector's session.
 func (c *Connector) Instance() string { return c.opts.App.Name + "@" + c.opts.Addr }
+
+// stableSession is how long a session must last for the next connection
+// to be tried without backing off further.
+const stableSession = 10 * time.Second
 
 // Run keeps the server connected until ctx ends.
 func (c *Connector) Run(ctx context.Context) {
@@ -134,20 +134,26 @@ func (c *Connector) Run(ctx context.Context) {
 			}
 			continue
 		}
-		backoff.Reset()
 		if down {
 			c.log.Info(c.opts.App.Label+" command server back", "app", c.opts.App.Name, "addr", c.opts.Addr)
 		}
 		down = false
 		conn := c.newConn(methods)
 		stop := context.AfterFunc(ctx, func() { _ = conn.CloseNow() })
+		began := time.Now()
 		c.opts.Router.Serve(conn, session.Peer{Authorized: true, Remote: c.opts.Addr})
 		stop()
-		if conn.err() != nil && ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if conn.err() != nil {
 			c.log.Warn(c.opts.App.Label+" command server gone", "app", c.opts.App.Name, "addr", c.opts.Addr, "error", conn.err())
 			down = true
 		}
-		select { // a server that ends every session at once is not hammered
+		if time.Since(began) >= stableSession {
+			backoff.Reset() // a session that lasted: the next try may come soon
+		}
+		select { // a server (or a bridge) that ends every session at once is not hammered
 		case <-time.After(backoff.Next()):
 		case <-ctx.Done():
 		}
@@ -162,128 +168,212 @@ func (c *Connector) newConn(methods []string) *httpConn {
 		"label":   c.opts.App.Label + " (" + c.host.kind() + " " + c.opts.Addr + ")",
 		"version": c.host.kind(), "methods": methods, "replay": false,
 	})
+	ctx, cancel := context.WithCancel(context.Background())
 	hc := &httpConn{
-		host:  c.host,
-		inbox: make(chan []byte, 64),
-		work:  make(chan pendingHTTPCall, 64),
-		done:  make(chan struct{}),
+		host:     c.host,
+		ctx:      ctx,
+		stop:     cancel,
+		wake:     make(chan struct{}, 1),
+		workWake: make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
-	hc.inbox <- rpc.AppendRequest(nil, json.RawMessage(helloID), "bridge.hello", hello, nil)
+	hc.inbox = append(hc.inbox, rpc.AppendRequest(nil, json.RawMessage(helloID), "bridge.hello", hello, nil))
 	go hc.serveCalls()
 	return hc
 }
 
-// httpConn is one connection to an HTTP command server as a session.Conn.
-// Calls go to a worker that runs them one at a time, in order; their
-// replies come back through Read.
-type httpConn struct {
-	host  httpHost
-	inbox chan []byte
-	work  chan pendingHTTPCall
-	busy  atomic.Bool // a call is running: the server is alive, and a probe would wait behind it
+// defaultCallTimeout bounds a call whose meta carries no timeout (the
+// session core always gives one).
+const defaultCallTimeout = 10 * time.Minute
 
-	once    sync.Once
-	done    chan struct{}
+// httpConn is one connection to an HTTP command server as a session.Conn.
+// Calls wait in a queue for a worker that runs them one at a time, in
+// order, each until its deadline (counted from its arrival); their replies
+// come back through Read. Write never blocks. A call whose caller gave up
+// ($/cancelRequest: cancelled, timed out, gone) is taken out of the queue,
+// or abandoned if it runs. When the server goes, the calls still queued
+// are answered "not run" before the connection ends.
+type httpConn struct {
+	host     httpHost
+	ctx      context.Context // ends with the connection: a running request is abandoned
+	stop     context.CancelFunc
+	wake     chan struct{} // a reply is in the inbox
+	workWake chan struct{} // a call is in the queue
+	done     chan struct{}
+	busy     atomic.Bool // a call is running: the server is alive, and a probe would wait behind it
+
 	mu      sync.Mutex
+	inbox   [][]byte
+	queue   []*pendingHTTPCall
+	running *pendingHTTPCall
+	ended   bool
 	failure error // what ended the connection, nil when closed by the bridge
 }
 
 type pendingHTTPCall struct {
-	id      json.RawMessage
-	method  string
-	params  json.RawMessage
-	timeout time.Duration
+	id       json.RawMessage
+	method   string
+	params   json.RawMessage
+	deadline time.Time
+	cancel   context.CancelFunc // set while it runs
 }
 
 func (h *httpConn) Read(ctx context.Context) ([]byte, error) {
-	select {
-	case m := <-h.inbox:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-h.inbox:
-		return m, nil
-	case <-h.done:
-		return nil, fmt.Errorf("read: %w", cmpErr(h.err(), net.ErrClosed))
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for {
+		h.mu.Lock()
+		if len(h.inbox) > 0 {
+			m := h.inbox[0]
+			h.inbox = h.inbox[1:]
+			h.mu.Unlock()
+			return m, nil
+		}
+		ended, failure := h.ended, h.failure
+		h.mu.Unlock()
+		if ended {
+			return nil, fmt.Errorf("read: %w", cmpErr(failure, net.ErrClosed))
+		}
+		select {
+		case <-h.wake:
+		case <-h.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
-// Write takes what the session core writes: calls go to the worker (array
-// params are refused at once: the servers take keyword arguments);
-// notifications ($/cancelRequest: a running function cannot be stopped)
-// and the reply to the connector's hello go nowhere.
+// Write takes what the session core writes: calls go to the queue (array
+// params are refused at once: the servers take keyword arguments); a
+// $/cancelRequest takes its call out of the queue or abandons it; other
+// notifications and the reply to the connector's hello go nowhere.
 func (h *httpConn) Write(ctx context.Context, msg []byte) error {
 	items, _ := rpc.Decode(msg)
 	for _, it := range items {
 		m := it.Msg
 		switch {
-		case m == nil || m.IsNotification():
+		case m == nil:
+		case m.Method == "$/cancelRequest":
+			var p struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(m.Params, &p) == nil {
+				h.forget(p.ID)
+			}
+		case m.IsNotification():
 		case m.IsRequest():
 			if m.Params != nil && m.Params[0] != '{' {
 				h.reply(rpc.AppendError(nil, m.ID, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: %s takes named parameters (an object), not an array", m.Method)))
 				continue
 			}
 			var meta struct {
-				TimeoutMS float64 `json:"timeout_ms"`
+				TimeoutMS *float64 `json:"timeout_ms"`
 			}
 			_ = json.Unmarshal(m.Meta, &meta)
-			call := pendingHTTPCall{id: m.ID, method: m.Method, params: m.Params, timeout: time.Duration(meta.TimeoutMS * float64(time.Millisecond))}
-			select {
-			case h.work <- call:
-			case <-h.done:
+			timeout := defaultCallTimeout
+			if meta.TimeoutMS != nil {
+				timeout = time.Duration(*meta.TimeoutMS * float64(time.Millisecond)) // 0: its time is up already
+			}
+			call := &pendingHTTPCall{id: bytes.Clone(m.ID), method: m.Method, params: bytes.Clone(m.Params), deadline: time.Now().Add(timeout)}
+			h.mu.Lock()
+			if h.ended {
+				h.mu.Unlock()
 				return net.ErrClosed
 			}
+			h.queue = append(h.queue, call)
+			h.mu.Unlock()
+			signal(h.workWake)
 		}
 	}
 	return nil
 }
 
+// forget takes the call of forwarded id fid out of the queue, or abandons
+// it if it runs (the server may finish it; nobody waits for it).
+func (h *httpConn) forget(fid json.RawMessage) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, c := range h.queue {
+		if bytes.Equal(c.id, fid) {
+			h.queue = append(h.queue[:i], h.queue[i+1:]...)
+			return
+		}
+	}
+	if h.running != nil && bytes.Equal(h.running.id, fid) && h.running.cancel != nil {
+		h.running.cancel()
+	}
+}
+
 // serveCalls runs the calls one at a time until the connection ends.
 func (h *httpConn) serveCalls() {
 	for {
-		select {
-		case <-h.done:
+		h.mu.Lock()
+		if h.ended {
+			h.mu.Unlock()
 			return
-		case call := <-h.work:
-			h.busy.Store(true)
-			ctx, cancel := context.Background(), context.CancelFunc(func() {})
-			if call.timeout > 0 {
-				ctx, cancel = context.WithTimeout(ctx, call.timeout)
+		}
+		var call *pendingHTTPCall
+		if len(h.queue) > 0 {
+			call, h.queue = h.queue[0], h.queue[1:]
+		}
+		if call == nil {
+			h.mu.Unlock()
+			select {
+			case <-h.workWake:
+			case <-h.done:
 			}
-			result, rpcErr, err := h.host.call(ctx, call.method, call.params)
-			timedOut := ctx.Err() != nil
-			cancel()
-			h.busy.Store(false)
-			switch {
-			case timedOut:
-				// The bridge has answered the caller -32002 already; the
-				// server may still be running it.
-			case err != nil:
-				h.end(err)
-				return
-			case rpcErr != nil:
-				h.reply(rpc.AppendError(nil, call.id, rpcErr))
-			default:
-				h.reply(rpc.AppendResult(nil, call.id, result, nil))
-			}
+			continue
+		}
+		if !time.Now().Before(call.deadline) {
+			h.mu.Unlock()
+			continue // its caller has been answered -32002 already: it is not run
+		}
+		ctx, cancel := context.WithDeadline(h.ctx, call.deadline)
+		call.cancel = cancel
+		h.running = call
+		h.mu.Unlock()
+
+		h.busy.Store(true)
+		result, rpcErr, err := h.host.call(ctx, call.method, call.params)
+		abandoned := ctx.Err() != nil // timed out, cancelled, or the connection ended
+		cancel()
+		h.busy.Store(false)
+		h.mu.Lock()
+		h.running = nil
+		h.mu.Unlock()
+		switch {
+		case abandoned:
+			// Its caller has its answer (-32002, cancelled, or the
+			// connection's end); the server may still be running it.
+		case err != nil:
+			h.end(err)
+			return
+		case rpcErr != nil:
+			h.reply(rpc.AppendError(nil, call.id, rpcErr))
+		default:
+			h.reply(rpc.AppendResult(nil, call.id, result, nil))
 		}
 	}
 }
 
 // reply queues a reply for Read.
 func (h *httpConn) reply(frame []byte) {
+	h.mu.Lock()
+	if !h.ended {
+		h.inbox = append(h.inbox, frame)
+	}
+	h.mu.Unlock()
+	signal(h.wake)
+}
+
+func signal(ch chan struct{}) {
 	select {
-	case h.inbox <- frame:
-	case <-h.done:
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
 // Ping probes the server, unless a call is running: the server runs one
 // request at a time, so a probe would wait behind it, and a running call
-// says it is there.
+// says it is there (it has a deadline).
 func (h *httpConn) Ping(ctx context.Context) error {
 	if h.busy.Load() {
 		return nil
@@ -302,13 +392,27 @@ func (h *httpConn) Close(session.CloseCode, string) error { h.end(nil); return n
 func (h *httpConn) CloseNow() error { h.end(nil); return nil }
 
 // end ends the connection once; err is why, nil when the bridge closed it.
+// When the server went (err not nil), the calls still queued are answered
+// first: they were never run, so their callers may try again.
 func (h *httpConn) end(err error) {
-	h.once.Do(func() {
-		h.mu.Lock()
-		h.failure = err
+	h.mu.Lock()
+	if h.ended {
 		h.mu.Unlock()
-		close(h.done)
-	})
+		return
+	}
+	if err != nil {
+		for _, c := range h.queue {
+			e := rpc.Errorf(rpc.CodeCalleeGone, "%s was not run: the command server went away before its turn (%v)", c.method, err)
+			e.Data = json.RawMessage(`{"may_have_run":false}`)
+			h.inbox = append(h.inbox, rpc.AppendError(nil, c.id, e))
+		}
+	}
+	h.queue = nil
+	h.ended, h.failure = true, err
+	h.mu.Unlock()
+	h.stop()
+	close(h.done)
+	signal(h.wake)
 }
 
 func (h *httpConn) err() error {

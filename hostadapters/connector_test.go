@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -368,7 +369,88 @@ func TestConnectorRefusesRedirectOffLoopback(t *testing.T) {
 			t.Errorf("a session for an Unreal whose probe redirects off loopback: %+v", s)
 		}
 	}
-	if !strings.Contains(logs.String(), "follows redirects on loopback only") {
+	if !strings.Contains(logs.String(), "follows no redirect from a command server") {
 		t.Errorf("the log does not say the redirect was refused:\n%s", logs.String())
+	}
+}
+
+// Calls queued behind a slow one: a hundred of them do not end the
+// session; one whose time runs out while it waits is answered -32002 and
+// never run; when the server dies, the calls still queued are answered
+// "not run" (may_have_run false) and never run.
+func TestSkyHookQueue(t *testing.T) {
+	b, _ := startBridge(t, nil, nil)
+	sky := newFakeSkyHook(t, "")
+	var mu sync.Mutex
+	var ran []string
+	sky.functions["record"] = func(p map[string]any, _ http.ResponseWriter) (any, bool) {
+		mu.Lock()
+		ran = append(ran, p["tag"].(string))
+		mu.Unlock()
+		return p["tag"], true
+	}
+	sky.functions["slow"] = func(p map[string]any, _ http.ResponseWriter) (any, bool) {
+		ms, _ := p["ms"].(float64)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		if p["crash"] == true {
+			return http.ErrAbortHandler, false
+		}
+		return "slept", true
+	}
+	sky.start()
+	c := startConnector(t, b, hostadapters.NewSkyHookConnector, "maya", sky.addr)
+	waitSession(t, b, c.Instance(), session.StateConnected)
+	tool := bridgetest.Dial(t, b.WSURL, nil)
+	tool.Hello(map[string]any{"app": "pipeline", "kind": "tool"})
+	hasRun := func(tag string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(ran, tag)
+	}
+
+	slow := toolCall(tool, "slow", "maya.slow", map[string]any{"ms": 800}, nil)
+	late := toolCall(tool, "late", "maya.record", map[string]any{"tag": "late"}, map[string]any{"timeout_ms": 300})
+	if code, _ := rpcError(t, late()); code != -32002 {
+		t.Errorf("a call whose time ran out in the queue: %v, want -32002", code)
+	}
+	slow()
+	time.Sleep(200 * time.Millisecond)
+	if hasRun("late") {
+		t.Error("a call answered -32002 while it waited ran afterwards")
+	}
+
+	waits := []func() map[string]any{toolCall(tool, "slow2", "maya.slow", map[string]any{"ms": 300}, nil)}
+	for i := range 100 {
+		waits = append(waits, toolCall(tool, "r"+itoa(i), "maya.record", map[string]any{"tag": "r" + itoa(i)}, nil))
+	}
+	for i, w := range waits {
+		if r := w(); r["error"] != nil {
+			t.Fatalf("call %d of 101 queued behind a slow one: %v", i, r)
+		}
+	}
+
+	toolCall(tool, "crash", "maya.slow", map[string]any{"ms": 300, "crash": true}, nil)
+	for i := range 3 {
+		toolCall(tool, "q"+itoa(i), "maya.record", map[string]any{"tag": "q" + itoa(i)}, nil)
+	}
+	replies := map[string]map[string]any{}
+	for len(replies) < 4 { // they come in any order: read them all, one reader
+		r := tool.Expect(20*time.Second, func(m map[string]any) bool { return m["method"] == nil && m["id"] != nil })
+		replies[r["id"].(string)] = r
+	}
+	if code, data := rpcError(t, replies["crash"]); code != -32004 || data["may_have_run"] != true {
+		t.Errorf("the call the server died in: %v %v, want -32004 may_have_run", code, data)
+	}
+	for i := range 3 {
+		code, data := rpcError(t, replies["q"+itoa(i)])
+		if code != -32004 || data["may_have_run"] != false {
+			t.Errorf("queued call %d when the server died: %v %v, want -32004 with may_have_run false", i, code, data)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	for i := range 3 {
+		if hasRun("q" + itoa(i)) {
+			t.Errorf("q%d, answered not run, ran", i)
+		}
 	}
 }

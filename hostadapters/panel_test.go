@@ -219,7 +219,7 @@ func startBridge(t *testing.T, so *session.Options, wo *web.Options) (*bridgetes
 		wo = &web.Options{}
 	}
 	if so.Logger == nil {
-		so.Logger = slog.New(slog.NewTextHandler(testLogOut(), nil))
+		so.Logger = slog.New(slog.NewTextHandler(testLogOut(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	so.Catalog = catalog
 	wo.Dialects = hostadapters.NewWSRPC(hostadapters.WSRPCOptions{Catalog: catalog, Logger: so.Logger})

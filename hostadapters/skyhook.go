@@ -67,6 +67,11 @@ func (s *skyhook) call(ctx context.Context, method string, params json.RawMessag
 	if strings.HasPrefix(method, "SKY_") {
 		return nil, rpc.Errorf(rpc.CodeMethodNotFound, "method not found: SkyHook's server commands (%s) are not reachable through the bridge", method), nil
 	}
+	if bytes.Contains(params, []byte(`"_Module"`)) {
+		// SkyHook would look the function up in whatever module this
+		// names, any module the DCC has imported.
+		return nil, rpc.Errorf(rpc.CodeInvalidParams, "invalid params: _Module is not passed to SkyHook through the bridge"), nil
+	}
 	r, err := s.post(ctx, method, params)
 	if err != nil {
 		if je, ok := errors.AsType[*replyError](err); ok {
@@ -75,6 +80,12 @@ func (s *skyhook) call(ctx context.Context, method string, params json.RawMessag
 		return nil, nil, err
 	}
 	switch {
+	case r.Command != "" && r.Command != method:
+		// An earlier call that SkyHook gave up on (its 10 s) finished late
+		// and its result came back to this request.
+		e := rpc.Errorf(rpc.CodeInternalError, "SkyHook answered %s for %s: an earlier call finished late; %s may not have run", r.Command, method, method)
+		e.Data = json.RawMessage(`{"may_have_run":true}`)
+		return nil, e, nil
 	case r.Success == nil:
 		return nil, rpc.Errorf(rpc.CodeInternalError, "SkyHook's reply to %s has no Success member", method), nil
 	case !*r.Success:

@@ -65,11 +65,11 @@ func (u *unreal) call(ctx context.Context, method string, params json.RawMessage
 	}
 	switch {
 	case status >= 200 && status < 300:
-		if !json.Valid(body) {
-			return nil, rpc.Errorf(rpc.CodeInternalError, "Unreal's reply to %s is not JSON: %s", method, abbreviate(body)), nil
-		}
 		if len(bytes.TrimSpace(body)) == 0 {
 			return json.RawMessage("null"), nil, nil
+		}
+		if !json.Valid(body) {
+			return nil, rpc.Errorf(rpc.CodeInternalError, "Unreal's reply to %s is not JSON: %s", method, abbreviate(body)), nil
 		}
 		return body, nil, nil
 	default:

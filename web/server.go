@@ -202,6 +202,19 @@ func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if r.Header.Get("Origin") != "" {
+		// A browser sends an Origin with every POST: a page (even one the
+		// Origin check admits, a null origin with --allow-origin null)
+		// must not stop the bridge. bridge stop sends none.
+		s.refuse(w, r, http.StatusForbidden, "forbidden: the bridge is not stopped from a web page")
+		return
+	}
+	if t, _ := requestToken(r); s.opts.Token != "" && !s.tokenValid(t) {
+		// The token even where it is not in force (the default file's):
+		// bridge stop always has it, another local program may not.
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized: stopping the bridge needs its token ("+s.tokenHint()+")")
+		return
+	}
 	if host, _, _ := net.SplitHostPort(r.RemoteAddr); !s.opts.TokenInForce && !net.ParseIP(host).IsLoopback() {
 		s.refuse(w, r, http.StatusForbidden, "forbidden: without a token in force, only this machine may stop the bridge")
 		return

@@ -195,7 +195,7 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 	if !isLoopback(host) && len(token) < minRemoteToken {
 		return fmt.Errorf("refusing to listen on %s with a token of %d characters: other machines can reach it, and a short token is guessed; use %d or more (`bridge token --new` makes one)", addr, len(token), minRemoteToken)
 	}
-	tokenHint := "the token this bridge was started with: its " + cfg.tokenSource() + "; `bridge token` prints it only when given the same"
+	tokenHint := "the token this bridge was started with (its --token, BRIDGE_TOKEN or --token-file); `bridge token` prints it only when given the same"
 	if token == "" {
 		tokenHint = "`bridge token` prints it (the default token file)"
 		path, err := defaultTokenFile()
@@ -321,14 +321,14 @@ func runServer(cfg serveConfig, log *slog.Logger) error {
 			logMemStats(log, cfg.memProfile)
 		}
 	}
-	stopConnectors()
 	log.Info("shutting down: closing sessions, failing calls in flight with -32006")
 	sctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = router.Shutdown(sctx)
+		_ = router.Shutdown(sctx) // first: calls running on a command server fail -32006, not -32004
+		stopConnectors()
 		handler.Close() // ends the status page's event streams, which Shutdown would wait for
 		for _, srv := range servers {
 			if err := srv.Shutdown(sctx); err != nil {
@@ -476,15 +476,25 @@ func newConnectors(cfg serveConfig, catalog *hostadapters.Catalog) ([]connectorS
 		}
 		specs = append(specs, connectorSpec{app: app, addr: addr, kind: "skyhook", build: hostadapters.NewSkyHookConnector})
 	}
-	for _, addr := range cfg.unreal {
+	for _, given := range cfg.unreal {
 		app, _ := catalog.App("unreal")
-		addr, err := connectorAddr(addr, app)
+		addr, err := connectorAddr(given, app)
 		if err != nil {
-			return nil, fmt.Errorf("--unreal %s: %w", addr, err)
+			return nil, fmt.Errorf("--unreal %s: %w", given, err)
 		}
 		specs = append(specs, connectorSpec{app: app, addr: addr, kind: "unreal-remote", build: hostadapters.NewUnrealConnector})
 	}
-	return specs, nil
+	// The same server given twice (config file and flag, say) is one
+	// connector: two would replace each other's session forever.
+	seen := map[string]bool{}
+	unique := specs[:0]
+	for _, sp := range specs {
+		if key := sp.app.Name + "@" + sp.addr; !seen[key] {
+			seen[key] = true
+			unique = append(unique, sp)
+		}
+	}
+	return unique, nil
 }
 
 // connectorAddr returns addr (an empty host is 127.0.0.1), or the app's

@@ -74,7 +74,7 @@ func TestTokenHintsMatchTheBridge(t *testing.T) {
 	env, _ := childEnv(t, "BRIDGE_ADDR=127.0.0.1:"+port)
 	startServe(t, env, "127.0.0.1:"+port, "--token", "its-own-token-0123456789")
 	r := runCLI(t, env, "", "call", "bridge.ping", "--token", "wrong-token-0123456789")
-	expect(t, r, exitRefused, "the token this bridge was started with: its --token")
+	expect(t, r, exitRefused, "the token this bridge was started with (its --token")
 	if strings.Contains(r.stderr, "`bridge token` prints it (the default") {
 		t.Errorf("a bridge with its own token sends the user to the default file: %v", r)
 	}
