@@ -94,11 +94,16 @@ func contextCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := conn.Call(ctx, "bridge.context", params, &raw, opts...); err != nil {
 		return reportCallError(sc, conn, err, timeout+replyGrace)
 	}
+	_ = json.Unmarshal(raw, &result)
 	if asJSON || pos[0] == "get" {
 		writeJSON(stdout, raw)
+		for _, s := range result.Sessions {
+			if !s.OK {
+				return exitRPCError // as the table's exit code: a host did not take it
+			}
+		}
 		return exitOK
 	}
-	_ = json.Unmarshal(raw, &result)
 	if len(result.Sessions) == 0 {
 		fmt.Fprintf(stdout, "stored the context of %s; no %s host that takes set_context is connected (one that says hello later finds it)\n", result.App, result.App)
 		return exitOK

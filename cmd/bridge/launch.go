@@ -70,8 +70,13 @@ func ensureCmd(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	listen, err := listenAddr(c.addr) // what serve listens on (a wildcard stays one); addr is what is dialled
+	if err != nil {
+		return sc.fail(usageError("%v", err))
+	}
 	url := "ws://" + addr + "/ws"
-	switch v, other, err := bridgeAt(addr, 2*time.Second); {
+	// 5 s: on Windows a refused connection to a local port takes about 2.
+	switch v, other, err := bridgeAt(addr, 5*time.Second); {
 	case err == nil && !other:
 		fmt.Fprintf(stdout, "%s\n", url)
 		fmt.Fprintf(stderr, "a bridge (version %s) already runs at %s\n", v, addr)
@@ -95,14 +100,16 @@ func ensureCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return sc.fail(fmt.Errorf("cannot find this program to start it: %w", err))
 	}
-	serve := []string{"serve", "--addr", addr}
+	cmd := exec.Command(exe, append([]string{"serve", "--addr", listen}, serveArgs...)...)
+	// The token goes by the environment, not the command line, where any
+	// local user could read it.
+	cmd.Env = os.Environ()
 	if c.token != "" {
-		serve = append(serve, "--token", c.token)
+		cmd.Env = append(cmd.Env, "BRIDGE_TOKEN="+c.token)
 	}
 	if c.tokenFile != "" {
-		serve = append(serve, "--token-file", c.tokenFile)
+		cmd.Env = append(cmd.Env, "BRIDGE_TOKEN_FILE="+c.tokenFile)
 	}
-	cmd := exec.Command(exe, append(serve, serveArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	detach(cmd)
 	if err := cmd.Start(); err != nil {
@@ -114,10 +121,17 @@ func ensureCmd(args []string, stdout, stderr io.Writer) int {
 	for {
 		select {
 		case err := <-exited:
+			if v, other, herr := bridgeAt(addr, 2*time.Second); herr == nil && !other {
+				// Another launcher's ensure started one first.
+				fmt.Fprintf(stdout, "%s\n", url)
+				fmt.Fprintf(stderr, "a bridge (version %s) already runs at %s\n", v, addr)
+				return exitOK
+			}
 			fmt.Fprintf(stderr, "bridge ensure: the bridge exited at once (%v); the end of %s:\n%s", err, logPath, tail(logPath, 10))
 			return exitRPCError
 		case <-deadline:
-			fmt.Fprintf(stderr, "bridge ensure: the bridge (pid %d) is not healthy after %v; the end of %s:\n%s", cmd.Process.Pid, timeout, logPath, tail(logPath, 10))
+			_ = cmd.Process.Kill() // not left running, unhealthy, for the next ensure to trip on
+			fmt.Fprintf(stderr, "bridge ensure: the bridge (pid %d) was not healthy after %v, and is stopped; the end of %s:\n%s", cmd.Process.Pid, timeout, logPath, tail(logPath, 10))
 			return exitRPCError
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -167,7 +181,7 @@ func stopCmd(args []string, stdout, stderr io.Writer) int {
 		return sc.fail(fmt.Errorf("the bridge at %s refused to stop (HTTP %d): %s", addr, resp.StatusCode, strings.TrimSpace(string(body))))
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if _, _, err := bridgeAt(addr, time.Second); err != nil {
+		if _, _, err := bridgeAt(addr, time.Second); isConnRefused(err) {
 			fmt.Fprintf(stdout, "stopped the bridge at %s\n", addr)
 			return exitOK
 		}

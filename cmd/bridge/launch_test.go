@@ -105,3 +105,18 @@ func TestContextSet(t *testing.T) {
 		t.Errorf("the table should say why ae-2 did not take it: %v", r)
 	}
 }
+
+// Three launchers running `bridge ensure` at once all end up with the one
+// bridge that won, and say so (exit 0).
+func TestEnsureConcurrently(t *testing.T) {
+	addr := "127.0.0.1:" + freePort(t)
+	env, _ := childEnv(t, "BRIDGE_ADDR="+addr)
+	t.Cleanup(func() { runCLI(t, env, "", "stop") })
+	results := make(chan result, 3)
+	for range 3 {
+		go func() { results <- runCLI(t, env, "", "ensure") }()
+	}
+	for range 3 {
+		expectOut(t, <-results, "ws://"+addr+"/ws")
+	}
+}
