@@ -4,6 +4,7 @@ so a long handler or a busy main thread never stalls it; calls block the
 calling thread only (or are awaited with call_async)."""
 
 import asyncio
+import atexit
 import collections
 import concurrent.futures
 import inspect
@@ -12,6 +13,7 @@ import json
 import os
 import random
 import threading
+import time
 import traceback
 import uuid
 
@@ -47,14 +49,21 @@ class PendingCall(object):
     """A call in flight: result(timeout) waits for it, cancel() cancels it
     (the bridge tells its host)."""
 
-    def __init__(self, bridge, cid, future):
-        self._bridge, self.id, self._future = bridge, cid, future
+    def __init__(self, bridge, cid, future, limit):
+        self._bridge, self.id, self._future, self._limit = bridge, cid, future, limit
 
     def result(self, timeout=None):
+        """The call's result; waits at most timeout seconds (default: the
+        call's own timeout and a little), then raises BridgeError -32002."""
         try:
-            return self._future.result(timeout)
+            return self._future.result(self._limit if timeout is None else timeout)
         except concurrent.futures.CancelledError:
             raise CallCancelled()
+        except concurrent.futures.TimeoutError:
+            if timeout is not None:
+                raise
+            self.cancel()
+            raise BridgeError(-32002, "no reply within %gs: the bridge did not answer (is it still running?)" % self._limit)
 
     def cancel(self):
         if self._future.cancel() or not self._future.done():
@@ -107,7 +116,11 @@ class Bridge(object):
         self.app, self.kind, self.label, self.version = app, kind, label, version
         self.addr = _config.bridge_addr(addr)
         self.token = _config.bridge_token(token)
-        self.instance = instance or _stored_instance(app)
+        self._instance_lock = None
+        if instance:
+            self.instance = instance
+        else:
+            self.instance, self._instance_lock = _claim_instance(app)
         self.boot = "b-" + uuid.uuid4().hex[:12]
         self.executor = executor or (auto_executor() if kind == "host" else auto_executor(threads_only=True))
         self.context = _Context(self)
@@ -120,6 +133,10 @@ class Bridge(object):
         self._running = {}  # forwarded id -> CallContext
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        # Progress and events reach their callbacks one at a time, in order.
+        self._callbacks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dccbridge-events")
+        self._hello_methods = set()
         self._loop = None
         self._stop = None  # set by close(), on the network thread's loop
         self._ws = None
@@ -152,10 +169,16 @@ class Bridge(object):
     def start(self, wait=True):
         """Connects (in the background); with wait, returns once the
         first hello is done, or raises Unreachable."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="dccbridge-" + self.app, daemon=True)
-            self._thread.start()
+        with self._start_lock:
+            if self._closed:
+                raise Unreachable("this Bridge was closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="dccbridge-" + self.app, daemon=True)
+                self._thread.start()
+                atexit.register(self.close)  # a script that ends leaves, rather than reconnecting
         if wait and not self._connected.wait(self._connect_timeout):
+            if isinstance(self._last_error, BridgeError):
+                raise self._last_error  # the bridge refused the hello: it says why
             raise Unreachable("no bridge answered at %s within %gs (%s): start one with `bridge ensure`"
                               % (self.addr, self._connect_timeout, self._last_error or "no answer"))
         return self
@@ -185,11 +208,15 @@ class Bridge(object):
         self.start()
         cid = "py-%d" % next(self._ids)
         msg = _message.request(cid, method, params, kwargs, target, timeout, wait, idempotent)
+        data = json.dumps(msg, allow_nan=False)  # what cannot be sent fails here, in the caller
+        if len(data) > MAX_MESSAGE:
+            raise BridgeError(-32600, "the call is %d bytes: more than the bridge takes (%d)" % (len(data), MAX_MESSAGE))
         future = concurrent.futures.Future()
         with self._lock:
             self._pending[cid] = (future, on_progress)
-        self._submit(self._send(msg))
-        return PendingCall(self, cid, future)
+        self._submit(self._send_data(data))
+        # The caller waits no longer than the call may live, and a little.
+        return PendingCall(self, cid, future, (timeout if timeout is not None else 600.0) + 15.0)
 
     def publish(self, topic, data=None):
         """Publishes an event to the bridge's subscribers of topic."""
@@ -197,7 +224,16 @@ class Bridge(object):
 
     def close(self):
         """Leaves for good: the bridge forgets the session."""
-        self._closed = True
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future, _ in pending.values():
+            if not future.done():
+                future.set_exception(Unreachable("the Bridge was closed before the reply came"))
+        _release_instance(self._instance_lock)
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None:
             try:
@@ -223,14 +259,14 @@ class Bridge(object):
         backoff = 0.5
         while not self._closed:
             try:
-                ws = await connect("ws://" + self.addr + "/ws", **_ws.connect_kwargs(headers_kwarg, self.token, MAX_MESSAGE))
+                ws = await connect("ws://" + self.addr + "/ws", **_ws.connect_kwargs(headers_kwarg, self.token, MAX_MESSAGE, connect))
             except Exception as e:  # refused, DNS, timeout
                 self._last_error = e
                 await self._pause(backoff * random.uniform(0.75, 1.25))
                 backoff = min(backoff * 2, 10.0)
                 continue
-            backoff = 0.5
             self._ws = ws
+            began = time.monotonic()
             try:
                 await self._session(ws)
             except Exception as e:
@@ -238,8 +274,17 @@ class Bridge(object):
             finally:
                 self._ws = None
                 self._connected.clear()
+            if getattr(ws, "close_code", None) == 4001:
+                # Replaced by a new connection of this instance: two
+                # processes claim it. This one gives way, rather than fight.
+                self._last_error = Unreachable("replaced by another connection of instance %s" % self.instance)
+                self._closed = True
+                break
+            if time.monotonic() - began >= 10:
+                backoff = 0.5  # a session that lasted: reconnect soon
             if not self._closed:
-                await self._pause(0.2 * random.uniform(0.75, 1.25))
+                await self._pause(backoff * random.uniform(0.75, 1.25))
+                backoff = min(backoff * 2, 10.0)
 
     async def _pause(self, seconds):
         """Sleeps, unless close() comes first."""
@@ -249,9 +294,10 @@ class Bridge(object):
             pass
 
     async def _session(self, ws):
+        self._hello_methods = set(self._handlers)
         hello = {"app": self.app, "kind": self.kind, "instance": self.instance, "boot": self.boot,
                  "label": self.label, "version": self.version, "replay": True,
-                 "methods": sorted(self._handlers)}
+                 "methods": sorted(self._hello_methods)}
         if self.token:
             hello["token"] = self.token
         await ws.send(json.dumps({"jsonrpc": "2.0", "id": "hello", "method": "bridge.hello", "params": hello}))
@@ -286,7 +332,7 @@ class Bridge(object):
             with self._lock:
                 entry = self._pending.get(p.get("id"))
             if entry and entry[1]:
-                self.executor.thread_pool.submit(entry[1], p.get("value"))
+                self._callbacks.submit(entry[1], p.get("value"))
         elif method == "$/cancelRequest":
             ctx = self._running.get((m.get("params") or {}).get("id"))
             if ctx:
@@ -296,17 +342,27 @@ class Bridge(object):
             for pattern, fns in list(self._listeners.items()):
                 if _matches(pattern, p.get("topic", "")):
                     for fn in fns:
-                        self.executor.thread_pool.submit(fn, p.get("data"))
+                        self._callbacks.submit(fn, p.get("data"))
         elif "id" in m:
             self._incoming_call(m)
+        elif method in self._handlers:  # a notification: run, nobody waits for a reply
+            fn, wants_ctx = self._handlers[method]
+            params = m.get("params")
+            self.executor.submit(lambda: _invoke(fn, wants_ctx, CallContext(self, None, m.get("meta")), params))
 
     def _reply_came(self, m):
         rid = m.get("id")
         if rid == "hello":
             if "error" in m:
                 self._last_error = BridgeError(m["error"].get("code", 0), m["error"].get("message", ""), m["error"].get("data"))
-            else:
-                self._connected.set()
+                return
+            self._connected.set()
+            # Handlers and topics added while the hello was on its way.
+            late = sorted(set(self._handlers) - self._hello_methods)
+            if late:
+                self._submit(self._request("bridge.register", {"methods": late}))
+            if self._listeners:
+                self._submit(self._request("bridge.subscribe", {"topics": sorted(self._listeners)}))
             return
         with self._lock:
             entry = self._pending.pop(rid, None)
@@ -328,8 +384,11 @@ class Bridge(object):
             return
         reply = concurrent.futures.Future()
         self._results[fid] = reply
-        while len(self._results) > self._cache_size:
-            self._results.popitem(last=False)
+        if len(self._results) > self._cache_size:
+            # Forget the oldest answered calls; never one still running,
+            # which a re-send would then run again.
+            for old in [k for k, f in self._results.items() if f.done()][:len(self._results) - self._cache_size]:
+                del self._results[old]
         reply.add_done_callback(lambda f: self._submit(self._send(f.result())))
         entry = self._handlers.get(m["method"])
         if entry is None:
@@ -341,20 +400,19 @@ class Bridge(object):
         params = m.get("params")
 
         def run():
-            kwargs = {"ctx": ctx} if wants_ctx else {}
-            if isinstance(params, dict):
-                return fn(**dict(params, **kwargs))
-            if isinstance(params, list):
-                return fn(*params, **kwargs)
-            return fn(**kwargs)
+            if ctx.cancelled:  # cancelled while it waited for its turn
+                raise CallCancelled()
+            return _invoke(fn, wants_ctx, ctx, params)
 
         def done(f):
             self._running.pop(fid, None)
             try:
-                reply.set_result({"jsonrpc": "2.0", "id": fid, "result": f.result()})
-            except Exception as e:  # the handler raised
+                result = f.result()
+                json.dumps(result, allow_nan=False)  # a result that cannot be sent is the handler's error
+                reply.set_result({"jsonrpc": "2.0", "id": fid, "result": result})
+            except BaseException as e:  # the handler raised (even SystemExit): the host answers and goes on
                 code = getattr(e, "code", None)
-                reply.set_result(_error(fid, code if isinstance(code, int) else -32000, str(e) or type(e).__name__,
+                reply.set_result(_error(fid, code if type(code) is int else -32000, str(e) or type(e).__name__,
                                         {"type": type(e).__name__, "traceback": traceback.format_exc()}))
 
         self.executor.submit(run).add_done_callback(done)
@@ -370,12 +428,15 @@ class Bridge(object):
         asyncio.run_coroutine_threadsafe(coro, loop)
 
     async def _send(self, msg):
-        """Sends msg when connected; while reconnecting it waits (the
+        await self._send_data(json.dumps(msg))
+
+    async def _send_data(self, data):
+        """Sends data when connected; while reconnecting it waits (the
         bridge keeps a replay caller's calls and replies meanwhile)."""
-        data = json.dumps(msg)
+        msg_is_hello = '"id": "hello"' in data[:40]
         while not self._closed:
             ws = self._ws
-            if ws is not None and (self._connected.is_set() or msg.get("id") == "hello"):
+            if ws is not None and (self._connected.is_set() or msg_is_hello):
                 try:
                     await ws.send(data)
                     return
@@ -393,6 +454,17 @@ class Bridge(object):
         with self._lock:
             self._pending.pop(cid, None)
 
+
+
+def _invoke(fn, wants_ctx, ctx, params):
+    """Calls a handler with the params: keywords for an object, positional
+    for a list; ctx too if it declares one."""
+    kwargs = {"ctx": ctx} if wants_ctx else {}
+    if isinstance(params, dict):
+        return fn(**dict(params, **kwargs))
+    if isinstance(params, list):
+        return fn(*params, **kwargs)
+    return fn(**kwargs)
 
 
 def _error(fid, code, message, data=None):
@@ -415,22 +487,70 @@ def _matches(pattern, topic):
     return pattern == topic or pattern == "*"
 
 
-def _stored_instance(app):
-    """The app's instance id, kept in the user's config dir across
-    restarts (made on first use)."""
+def _claim_instance(app):
+    """The app's instance id, kept across restarts: the stored one for the
+    first process of the app, "<id>-2", "-3", … for the others running at
+    the same time (two Mayas), so that they never replace each other. A
+    lock file names the process holding each; returns (instance, lock)."""
     path = _config.instance_file(app)
+    base = None
     try:
         with open(path, "r", encoding="utf-8") as f:
-            inst = f.read().strip()
-            if inst:
-                return inst
+            base = f.read().strip() or None
     except OSError:
         pass
-    inst = "%s-%s" % (app, uuid.uuid4().hex[:8])
+    if base is None:
+        base = "%s-%s" % (app, uuid.uuid4().hex[:8])
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(base)
+        except OSError:
+            return base + "-" + uuid.uuid4().hex[:4], None  # nowhere to keep it
+    for n in range(1, 100):
+        inst = base if n == 1 else "%s-%d" % (base, n)
+        lock = path + ".%d.lock" % n
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            if _lock_alive(lock):
+                continue
+            try:
+                os.remove(lock)  # its process is gone
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except OSError:
+                continue
+        except OSError:
+            return inst, None
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return inst, lock
+    return base + "-" + uuid.uuid4().hex[:4], None
+
+
+def _lock_alive(lock):
+    """Whether the process a lock file names still runs."""
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(inst)
+        with open(lock, "r") as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True  # another Bridge of this process holds it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
     except OSError:
-        pass
-    return inst
+        return True  # it exists (not ours to signal), or this platform cannot tell
+    return True
+
+
+def _release_instance(lock):
+    if lock:
+        try:
+            os.remove(lock)
+        except OSError:
+            pass

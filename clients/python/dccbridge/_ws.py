@@ -13,12 +13,24 @@ def import_connect():
         return connect, "extra_headers"
 
 
-def connect_kwargs(headers_kwarg, token, max_size):
-    """The keyword arguments of connect for the version at hand."""
+def connect_kwargs(headers_kwarg, token, max_size, connect=None):
+    """The keyword arguments of connect for the version at hand. websockets
+    15 and later go through a proxy from the environment unless told not
+    to: the bridge is always reached directly."""
     kwargs = {"max_size": max_size, "ping_interval": 20, "ping_timeout": 60, "open_timeout": 10, "compression": None}
     if token:
         kwargs[headers_kwarg] = {"Authorization": "Bearer " + token}
+    if connect is not None and _accepts(connect, "proxy"):
+        kwargs["proxy"] = None
     return kwargs
+
+
+def _accepts(fn, name):
+    import inspect
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def available():

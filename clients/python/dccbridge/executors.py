@@ -16,9 +16,10 @@ import threading
 
 class ThreadPoolExecutor(object):
     """Handlers on a pool of threads: for tools, and hosts without a main
-    thread to keep."""
+    thread to keep. Enough threads that handlers calling back through the
+    bridge do not starve each other."""
 
-    def __init__(self, workers=4):
+    def __init__(self, workers=16):
         self.thread_pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dccbridge")
 
     def submit(self, fn):
@@ -124,13 +125,21 @@ class QtExecutor(object):
             qtcore = _import_qtcore()
         self.thread_pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dccbridge")
         qt = qtcore
+        signal = getattr(qt, "Signal", None) or qt.pyqtSignal
+        slot = getattr(qt, "Slot", None) or qt.pyqtSlot
 
         class _Runner(qt.QObject):
-            run = qt.Signal(object) if hasattr(qt, "Signal") else qt.pyqtSignal(object)
+            run = signal(object)
 
+            @slot(object)
+            def _run(self, job):
+                job()
+
+        # The slot belongs to the QObject, which lives on the GUI thread: a
+        # queued call runs there, whichever thread made the executor.
         self._runner = _Runner()
+        self._runner.run.connect(self._runner._run, qt.Qt.QueuedConnection)
         self._runner.moveToThread(qt.QCoreApplication.instance().thread())
-        self._runner.run.connect(lambda job: job(), qt.Qt.QueuedConnection)
 
     def submit(self, fn):
         future = concurrent.futures.Future()
@@ -147,13 +156,17 @@ class QtExecutor(object):
 
 
 def _import_qtcore():
-    for name in ("PySide6", "PySide2", "PyQt5"):
+    """QtCore of the Qt binding the application has loaded (never one it
+    did not), with an application running."""
+    for name in ("PySide6", "PySide2", "PyQt6", "PyQt5"):
+        if name not in sys.modules:
+            continue
         try:
             module = __import__(name + ".QtCore", fromlist=["QtCore"])
-            if module.QCoreApplication.instance() is not None:
-                return module
         except ImportError:
             continue
+        if module.QCoreApplication.instance() is not None:
+            return module
     raise ImportError("no Qt application")
 
 
@@ -163,17 +176,27 @@ def auto_executor(threads_only=False):
     if threads_only:
         return ThreadPoolExecutor()
     modules = sys.modules
-    try:
-        if "bpy" in modules:
-            return BlenderExecutor()
-        if "maya.cmds" in modules or "maya" in modules:
-            return MayaExecutor()
-        if "hou" in modules:
-            return HoudiniExecutor()
-        if "nuke" in modules:
-            return NukeExecutor()
-        if any(n in modules for n in ("PySide6", "PySide2", "PyQt5")):
-            return QtExecutor()
-    except ImportError:
-        pass  # the DCC's module is there but not its main-thread entry point (batch mode)
+    # Each is tried on its own: a DCC's module may be there without its
+    # main-thread entry point (batch mode), and the next may still fit.
+    candidates = []
+    bpy = modules.get("bpy")
+    if bpy is not None and not getattr(getattr(bpy, "app", None), "background", True):
+        candidates.append(BlenderExecutor)  # blender -b runs no timers
+    cmds = modules.get("maya.cmds")
+    if cmds is not None:
+        try:
+            if not cmds.about(batch=True):  # mayapy: no main-thread call
+                candidates.append(MayaExecutor)
+        except Exception:
+            pass
+    if "hou" in modules:
+        candidates.append(HoudiniExecutor)
+    if "nuke" in modules:
+        candidates.append(NukeExecutor)
+    candidates.append(QtExecutor)
+    for make in candidates:
+        try:
+            return make()
+        except Exception:
+            continue
     return ThreadPoolExecutor()

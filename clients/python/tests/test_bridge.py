@@ -242,10 +242,63 @@ def test_stdlib_fallback_without_websockets(bridge):
     assert "dccbridge.call() works without it" in out
 
 
-def test_instance_kept_across_restarts(bridge):
+def test_instance_kept_across_restarts_and_unique_at_once(bridge):
+    """A tool started again gets the instance it had (a new boot); two of
+    the same app running at once get different instances, so that they do
+    not replace each other."""
     a = Bridge(app="publisher")
+    first = a.instance
+    a.close()
     b = Bridge(app="publisher")
-    assert a.instance == b.instance and a.boot != b.boot
+    assert b.instance == first and b.boot != a.boot
+    c = Bridge(app="publisher")
+    assert c.instance != b.instance
+    b.start()
+    c.start()
+    try:
+        time.sleep(1.5)
+        mine = [s for s in bridge.sessions() if s["app"] == "publisher"]
+        assert len(mine) == 2 and all(s["state"] == "connected" for s in mine), mine
+    finally:
+        b.close()
+        c.close()
+
+
+def test_close_fails_pending_calls_and_bad_params_fail_at_once(bridge):
+    h = host()
+    h.handle("hang", lambda: time.sleep(30))
+    h.start()
+    tool = Bridge(app="pipeline").start()
+    try:
+        with pytest.raises(ValueError):
+            tool.call("demo.hang", x=float("nan"))  # not JSON: fails in the caller, at once
+        pending = tool.call_nowait("demo.hang")
+        time.sleep(0.3)
+        tool.close()
+        with pytest.raises(dccbridge.Unreachable):
+            pending.result(5)
+    finally:
+        h.close()
+
+
+def test_a_handler_that_exits_does_not_kill_the_host(bridge):
+    h = host()
+
+    def bail():
+        raise SystemExit("no")
+
+    h.handle("bail", bail)
+    h.handle("ok", lambda: "still here")
+    h.start()
+    tool = Bridge(app="pipeline").start()
+    try:
+        with pytest.raises(BridgeError) as e:
+            tool.call("demo.bail")
+        assert e.value.data["type"] == "SystemExit"
+        assert tool.call("demo.ok") == "still here"
+    finally:
+        tool.close()
+        h.close()
 
 
 def test_a_tools_call_survives_its_reconnect(bridge):

@@ -9,8 +9,8 @@ from dccbridge import _ws
 
 
 def test_new_api_is_preferred_and_gets_additional_headers(monkeypatch):
-    def connect(uri, **kwargs):
-        return uri, kwargs
+    def connect(uri, additional_headers=None, proxy=True, **kwargs):  # websockets 15's shape
+        return uri, dict(kwargs, additional_headers=additional_headers, proxy=proxy)
 
     fake = types.ModuleType("websockets.asyncio.client")
     fake.connect = connect
@@ -18,8 +18,9 @@ def test_new_api_is_preferred_and_gets_additional_headers(monkeypatch):
     monkeypatch.setitem(sys.modules, "websockets.asyncio.client", fake)
     conn, kwarg = _ws.import_connect()
     assert conn is connect and kwarg == "additional_headers"
-    _, kwargs = conn("ws://127.0.0.1:8098/ws", **_ws.connect_kwargs(kwarg, "t0k", 1 << 20))
+    _, kwargs = conn("ws://127.0.0.1:8098/ws", **_ws.connect_kwargs(kwarg, "t0k", 1 << 20, conn))
     assert kwargs["additional_headers"] == {"Authorization": "Bearer t0k"}
+    assert kwargs["proxy"] is None, "never through a proxy from the environment"
     assert "extra_headers" not in kwargs
 
 
