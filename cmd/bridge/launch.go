@@ -91,6 +91,9 @@ func ensureCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return sc.fail(err)
 	}
+	if st, err := os.Stat(logPath); err == nil && st.Size() > maxLog {
+		_ = os.Rename(logPath, logPath+".1") // one older log is kept
+	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return sc.fail(fmt.Errorf("cannot open the bridge's log: %w", err))
@@ -189,6 +192,10 @@ func stopCmd(args []string, stdout, stderr io.Writer) int {
 	return sc.fail(fmt.Errorf("the bridge at %s still answers %v after it was asked to stop", addr, timeout))
 }
 
+// maxLog is the size past which `bridge ensure` starts a new log, keeping
+// the last one as bridge.log.1.
+const maxLog = 10 << 20
+
 // bridgeLogPath is the log of a bridge started by `bridge ensure`, in the
 // user's cache directory.
 func bridgeLogPath() (string, error) {
@@ -203,9 +210,17 @@ func bridgeLogPath() (string, error) {
 	return filepath.Join(dir, "bridge.log"), nil
 }
 
-// tail returns the last n lines of the file at path.
+// tail returns the last n lines of the file at path (of its last 64 KiB).
 func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "  (" + err.Error() + ")\n"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > 64<<10 {
+		_, _ = f.Seek(-64<<10, io.SeekEnd)
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return "  (" + err.Error() + ")\n"
 	}

@@ -242,6 +242,10 @@ class Bridge(object):
                 pass  # the loop has ended already
         if self._thread is not None:
             self._thread.join(10)
+        self._callbacks.shutdown(wait=False)
+        close = getattr(self.executor, "close", None)
+        if close is not None:
+            close()  # e.g. the Blender pump's timer
 
     # -- the network thread --------------------------------------------
 

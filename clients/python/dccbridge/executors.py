@@ -113,7 +113,18 @@ class BlenderExecutor(PumpExecutor):
         if timers is None:
             import bpy
             timers = bpy.app.timers
+        self._timers = timers
         timers.register(self.pump, persistent=True)
+
+    def close(self):
+        """Unregisters the pump (an add-on disabled and enabled again does
+        not stack timers)."""
+        unregister = getattr(self._timers, "unregister", None)
+        if unregister is not None:
+            try:
+                unregister(self.pump)
+            except ValueError:
+                pass  # not registered any more
 
 
 class QtExecutor(object):

@@ -45,9 +45,10 @@ def test_publisher(bridge, capsys):
 
 
 def test_blender_addon(bridge, monkeypatch):
-    timers, exported = [], []
+    timers, exported, unregistered = [], [], []
     bpy = types.ModuleType("bpy")
-    bpy.app = types.SimpleNamespace(timers=types.SimpleNamespace(register=lambda fn, persistent=False: timers.append(fn)))
+    bpy.app = types.SimpleNamespace(timers=types.SimpleNamespace(register=lambda fn, persistent=False: timers.append(fn),
+                                                                unregister=unregistered.append))
     bpy.ops = types.SimpleNamespace(wm=types.SimpleNamespace(alembic_export=lambda **kw: exported.append((kw, threading.current_thread()))))
     monkeypatch.setitem(sys.modules, "bpy", bpy)
     addon = load("blender_addon")
@@ -65,6 +66,7 @@ def test_blender_addon(bridge, monkeypatch):
         stop.set()
         tool.close()
         addon.unregister()
+    assert unregistered == timers, "disabling the add-on unregisters its timer"
 
 
 def test_maya_shelf(bridge, monkeypatch):
