@@ -345,10 +345,10 @@ func TestSkyHookConnectorAgainstPython(t *testing.T) {
 	}
 }
 
-// The connectors' HTTP client follows no redirect off loopback: an Unreal
-// that answers its probe with a redirect to another host is not reached
-// through it, and no session appears.
-func TestConnectorRefusesRedirectOffLoopback(t *testing.T) {
+// The connectors' HTTP client follows no redirect: an Unreal that answers
+// its probe with a redirect (to another host here) is not reached through
+// it, no session appears, and the log says why.
+func TestConnectorFollowsNoRedirect(t *testing.T) {
 	b, _ := startBridge(t, nil, nil)
 	ue := bridgetest.StartHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "http://pipeline.studio.invalid/remote/info", http.StatusFound)

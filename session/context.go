@@ -74,8 +74,17 @@ func (cs *contextStore) set(app, instance string, value json.RawMessage, present
 	}
 }
 
-// contextTaker is one host session's answer to set_context.
-type contextTaker struct {
+// ContextResult is the result of bridge.context when it pushes a context:
+// the context stored, and each host session's answer to set_context.
+type ContextResult struct {
+	App      string          `json:"app"`
+	Instance string          `json:"instance,omitempty"`
+	Context  json.RawMessage `json:"context"`
+	Sessions []ContextTaker  `json:"sessions"`
+}
+
+// ContextTaker is one host session's answer to set_context.
+type ContextTaker struct {
 	Session  string          `json:"session"`
 	Instance string          `json:"instance"`
 	OK       bool            `json:"ok"`
@@ -125,12 +134,7 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, reply func(any, *rpc.Err
 			hosts = append(hosts, s)
 		}
 	}
-	result := struct {
-		App      string          `json:"app"`
-		Instance string          `json:"instance,omitempty"`
-		Context  json.RawMessage `json:"context"`
-		Sessions []contextTaker  `json:"sessions"`
-	}{App: app, Instance: p.Target, Context: p.Context, Sessions: make([]contextTaker, len(hosts))}
+	result := ContextResult{App: app, Instance: p.Target, Context: p.Context, Sessions: make([]ContextTaker, len(hosts))}
 	if len(hosts) == 0 {
 		reply(result, nil)
 		return
@@ -138,7 +142,7 @@ func (r *Router) contextCall(c *caller, m *rpc.Message, reply func(any, *rpc.Err
 	left := len(hosts)
 	timeout := msDuration(meta.TimeoutMS, r.opts.ContextTimeout)
 	for i, s := range hosts {
-		result.Sessions[i] = contextTaker{Session: s.id, Instance: s.instance}
+		result.Sessions[i] = ContextTaker{Session: s.id, Instance: s.instance}
 		r.start(&call{
 			method:  full,
 			app:     app,

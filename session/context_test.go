@@ -40,29 +40,13 @@ func TestRoutingContext(t *testing.T) {
 		ae1.Send(`{"jsonrpc":"2.0","id":"` + fid1 + `","result":true}`)
 		got := rtNext(t, tool)
 		var res struct {
-			ID     string `json:"id"`
-			Result struct {
-				App      string          `json:"app"`
-				Context  json.RawMessage `json:"context"`
-				Sessions []struct {
-					Session  string          `json:"session"`
-					Instance string          `json:"instance"`
-					OK       bool            `json:"ok"`
-					Error    json.RawMessage `json:"error"`
-				} `json:"sessions"`
-			} `json:"result"`
+			ID     string                `json:"id"`
+			Result session.ContextResult `json:"result"`
 		}
 		if err := json.Unmarshal([]byte(got), &res); err != nil || res.ID != "ctx-1" || res.Result.App != "aftereffects" || rtNorm(string(res.Result.Context)) != rtNorm(ctx) {
 			t.Fatalf("bridge.context reply %s", got)
 		}
-		slices.SortFunc(res.Result.Sessions, func(a, b struct {
-			Session  string          `json:"session"`
-			Instance string          `json:"instance"`
-			OK       bool            `json:"ok"`
-			Error    json.RawMessage `json:"error"`
-		}) int {
-			return strings.Compare(a.Instance, b.Instance)
-		})
+		slices.SortFunc(res.Result.Sessions, func(a, b session.ContextTaker) int { return strings.Compare(a.Instance, b.Instance) })
 		if s := res.Result.Sessions; len(s) != 2 ||
 			s[0].Session != sid1 || s[0].Instance != "ae-1" || !s[0].OK || s[0].Error != nil ||
 			s[1].Session != sid2 || s[1].Instance != "ae-2" || s[1].OK || !strings.Contains(string(s[1].Error), "no project open") {

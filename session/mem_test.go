@@ -2,7 +2,6 @@ package session_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -144,15 +143,7 @@ func (p *memPeer) read(timeout time.Duration) (map[string]any, error) {
 // for an array).
 func (p *memPeer) Read() map[string]any {
 	p.t.Helper()
-	b := p.ReadRaw(memWait)
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		p.t.Fatalf("bad JSON from the bridge: %s", b)
-	}
-	if arr, ok := v.([]any); ok {
-		return map[string]any{"batch": arr}
-	}
-	return v.(map[string]any)
+	return bridgetest.DecodeMessage(p.t, p.ReadRaw(memWait))
 }
 
 // next reads the next message, whatever it is, failing the test when none

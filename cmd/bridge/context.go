@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/dccbridge/dccbridge/session"
 )
 
 const contextAbout = `Pushes the artist's context (project, folder, task, any keys) to the
@@ -79,17 +81,7 @@ func contextCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if timeout > 0 {
 		opts = append(opts, jsonrpc2.Meta(map[string]any{"timeout_ms": timeout.Milliseconds()}))
 	}
-	var result struct {
-		App      string          `json:"app"`
-		Instance string          `json:"instance"`
-		Context  json.RawMessage `json:"context"`
-		Sessions []struct {
-			Session  string          `json:"session"`
-			Instance string          `json:"instance"`
-			OK       bool            `json:"ok"`
-			Error    json.RawMessage `json:"error"`
-		} `json:"sessions"`
-	}
+	var result session.ContextResult
 	var raw json.RawMessage
 	if err := conn.Call(ctx, "bridge.context", params, &raw, opts...); err != nil {
 		return reportCallError(sc, conn, err, timeout+replyGrace)

@@ -218,15 +218,25 @@ func (p *Peer) ReadRaw(timeout time.Duration) []byte {
 // for an array), failing the test after 5 s.
 func (p *Peer) Read() map[string]any {
 	p.t.Helper()
-	b := p.ReadRaw(5 * time.Second)
+	return DecodeMessage(p.t, p.ReadRaw(5*time.Second))
+}
+
+// DecodeMessage decodes a message from the bridge as an object, or an
+// array as {"batch": [...]}; it fails t on anything else.
+func DecodeMessage(t testing.TB, b []byte) map[string]any {
+	t.Helper()
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
-		p.t.Fatalf("bad JSON from the bridge: %s", b)
+		t.Fatalf("bad JSON from the bridge: %s", b)
 	}
-	if arr, ok := v.([]any); ok {
-		return map[string]any{"batch": arr}
+	switch x := v.(type) {
+	case []any:
+		return map[string]any{"batch": x}
+	case map[string]any:
+		return x
 	}
-	return v.(map[string]any)
+	t.Fatalf("the bridge sent %s: neither an object nor an array", b)
+	return nil
 }
 
 // Expect reads messages until one satisfies match, failing after timeout.

@@ -305,10 +305,7 @@ class Bridge(object):
         if self.token:
             hello["token"] = self.token
         await ws.send(json.dumps({"jsonrpc": "2.0", "id": "hello", "method": "bridge.hello", "params": hello}))
-        reader = asyncio.ensure_future(self._read(ws))
-        topics = sorted(self._listeners)
-        if topics:
-            await ws.send(json.dumps({"jsonrpc": "2.0", "id": "subscribe", "method": "bridge.subscribe", "params": {"topics": topics}}))
+        reader = asyncio.ensure_future(self._read(ws))  # the hello's reply registers and subscribes the rest
         stop = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait([reader, stop], return_when=asyncio.FIRST_COMPLETED)
         if stop.done():  # close(): leave for good with a normal close
@@ -361,7 +358,8 @@ class Bridge(object):
                 self._last_error = BridgeError(m["error"].get("code", 0), m["error"].get("message", ""), m["error"].get("data"))
                 return
             self._connected.set()
-            # Handlers and topics added while the hello was on its way.
+            # Handlers added while the hello was on its way, and every topic
+            # (again, after a reconnect).
             late = sorted(set(self._handlers) - self._hello_methods)
             if late:
                 self._submit(self._request("bridge.register", {"methods": late}))
@@ -437,10 +435,9 @@ class Bridge(object):
     async def _send_data(self, data):
         """Sends data when connected; while reconnecting it waits (the
         bridge keeps a replay caller's calls and replies meanwhile)."""
-        msg_is_hello = '"id": "hello"' in data[:40]
         while not self._closed:
             ws = self._ws
-            if ws is not None and (self._connected.is_set() or msg_is_hello):
+            if ws is not None and self._connected.is_set():  # the hello itself is sent by _session
                 try:
                     await ws.send(data)
                     return
